@@ -1,0 +1,30 @@
+# Copyright (c) monai_jepa contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Encoders (ViT 2D/3D/2D+t, ResNet), projector and the LeJEPA model."""
+
+from monai_jepa.networks.convnet import CONV_ENCODER_ARCHS, ConvEncoder
+from monai_jepa.networks.model import SUPPORTED_ENCODERS, LeJEPAModel, build_lejepa_model
+from monai_jepa.networks.projector import Projector
+from monai_jepa.networks.vit import JEPA_VIT_PRESETS, JEPAViT, vit_base, vit_small, vit_tiny
+
+__all__ = [
+    "CONV_ENCODER_ARCHS",
+    "ConvEncoder",
+    "JEPA_VIT_PRESETS",
+    "JEPAViT",
+    "LeJEPAModel",
+    "Projector",
+    "SUPPORTED_ENCODERS",
+    "build_lejepa_model",
+    "vit_base",
+    "vit_small",
+    "vit_tiny",
+]
