@@ -153,7 +153,9 @@ class LeJEPATrainer(SupervisedTrainer):
         additional_metrics: more Ignite metrics.
         metric_cmp_fn: comparison of key metric values.
         train_handlers: handlers with ``attach(engine)`` (StatsHandler, LrScheduleHandler, JEPACheckpointer, ...).
-        amp: automatic mixed precision (autocast) for the forward passes; the loss is always computed in float32.
+        amp: automatic mixed precision (autocast, ``amp_dtype``) for the forward passes, default True; the loss is
+            always computed in float32. bf16 autocast doubled the W1 throughput on a CPU with bf16 matmul units
+            (``benchmarks/results/pretrain_throughput_w1_cpu.md``); set False on CPUs without them.
         event_names: extra Ignite events to register.
         event_to_attr: mapping event -> state attribute, as in MONAI.
         decollate: decollate batch and output after each iteration (default False: the output holds scalars only).
@@ -176,7 +178,8 @@ class LeJEPATrainer(SupervisedTrainer):
         image_key: batch key of the images given to ``views_fn``.
         time_limit_minutes: optional wall-clock limit per ``run()``: when exceeded, training terminates cleanly after
             the current iteration (a ``JEPACheckpointer`` then writes its final checkpoint).
-        channels_last: put the network and 4D / 5D inputs in ``channels_last`` / ``channels_last_3d`` memory format.
+        channels_last: put the network and 4D / 5D inputs in ``channels_last`` / ``channels_last_3d`` memory format
+            (default True: faster convolutions on CPU and GPU).
         health_interval: compute ``embedding_std`` and ``effective_rank`` every this many iterations.
         seed: base seed of the per-epoch reseeding; ``None`` draws one from torch's global generator (so
             ``monai.utils.set_determinism`` fixes it). Saved in checkpoints and restored on resume.
@@ -213,7 +216,7 @@ class LeJEPATrainer(SupervisedTrainer):
         additional_metrics: dict[str, Metric] | None = None,
         metric_cmp_fn: Callable = default_metric_cmp_fn,
         train_handlers: Sequence | None = None,
-        amp: bool = False,
+        amp: bool = True,
         event_names: list[str | EventEnum | type[EventEnum]] | None = None,
         event_to_attr: dict | None = None,
         decollate: bool = False,
@@ -229,7 +232,7 @@ class LeJEPATrainer(SupervisedTrainer):
         local_key: str = "image_local",
         image_key: str = "image",
         time_limit_minutes: float | None = None,
-        channels_last: bool = False,
+        channels_last: bool = True,
         health_interval: int = 10,
         seed: int | None = None,
         reseed_every_epoch: bool = True,

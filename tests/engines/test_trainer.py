@@ -60,6 +60,7 @@ def _batches(n: int, batch: int, seed: int = 0) -> list[dict]:
 def _trainer(data, net=None, loss=None, lr=0.5, **kwargs) -> LeJEPATrainer:
     net = _net() if net is None else net
     opt = torch.optim.SGD(net.parameters(), lr=lr)
+    kwargs.setdefault("amp", False)  # exact fp32 comparisons; the bf16 default has its own test
     return LeJEPATrainer(
         "cpu", kwargs.pop("max_epochs", 1), data, net, opt, MeanLoss() if loss is None else loss, **kwargs
     )
