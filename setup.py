@@ -34,6 +34,9 @@ setup(
         "pyyaml>=6.0",
         "scipy>=1.10",
         "pillow>=9.0",
+        "scikit-learn>=1.2",
+        "matplotlib>=3.6",
+        "h5py>=3.8",
     ],
     extras_require={
         "test": ["pytest>=7.4", "jsonschema>=4.0"],
