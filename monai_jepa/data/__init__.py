@@ -8,8 +8,45 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Data: synthetic demo data (seeded, with class structure) for smoke runs, tutorials and tests."""
+"""Data: datalists for public dataset layouts, MedMNIST, demo data, readers, preprocessing and de-identification.
 
+Datalist builders are registered by name (see :func:`list_datalists`) and used through :func:`build_datalist` or the
+command line ``python -m monai_jepa datalist <dataset> <root> --out <json>``. Every data problem raises a subclass of
+:class:`DataError` naming the file or key and what was expected.
+"""
+
+from .cxr import (
+    CHESTXRAY14_FINDINGS,
+    CHEXPERT_OBSERVATIONS,
+    LoadCXRDicom,
+    LoadCXRDicomd,
+    chestxray14_datalist,
+    chexpert_datalist,
+    dicom_cxr_datalist,
+    load_cxr_dicom,
+    mimic_cxr_datalist,
+)
+from .datalist import (
+    DATALIST_BUILDERS,
+    build_datalist,
+    check_no_patient_leak,
+    list_datalists,
+    make_datalist,
+    patient_split,
+    read_table,
+    register_datalist,
+    write_datalist,
+)
+from .deid import DeidContext, anonymize, anonymize_dataset
 from .demo import DemoDataset, make_demo_images
-
-__all__ = ["DemoDataset", "make_demo_images"]
+from .errors import (
+    BurnedInAnnotationError,
+    DataError,
+    EmptyDatasetError,
+    InvalidImageError,
+    LayoutError,
+    MissingFileError,
+    ShapeMismatchError,
+    UnreadableFileError,
+)
+from .medmnist import MedMNISTDataset, load_medmnist
