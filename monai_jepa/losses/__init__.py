@@ -10,4 +10,5 @@
 # limitations under the License.
 
 from .lejepa import LeJEPALoss
+from .masked_latent import EMATeacher, MaskedLatentLoss, masked_latent_step
 from .sigreg import SIGReg, epps_pulley, sigreg_knots

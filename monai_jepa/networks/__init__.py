@@ -28,3 +28,7 @@ __all__ = [
     "vit_small",
     "vit_tiny",
 ]
+
+from monai_jepa.networks.predictor import JEPAPredictor  # noqa: E402
+
+__all__ += ["JEPAPredictor"]

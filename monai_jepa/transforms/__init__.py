@@ -13,3 +13,39 @@
 from .views import BatchMultiView, MultiViewCollate, RandMultiView, RandMultiViewd, multiview_collate
 
 __all__ = ["BatchMultiView", "MultiViewCollate", "RandMultiView", "RandMultiViewd", "multiview_collate"]
+
+from .anatomy import (  # noqa: E402
+    AnatomyAwareMaskGenerator,
+    RandAnatomyBlockMask,
+    RandAnatomyBlockMaskd,
+    foreground_mask,
+    otsu_threshold,
+    token_foreground_fraction,
+    token_label_map,
+)
+from .masks import (  # noqa: E402
+    MASK_PRESETS,
+    MaskGenerator,
+    MultiBlockMaskGenerator,
+    RandBlockMask,
+    RandBlockMaskd,
+    RandomTubeMask,
+    indices_to_mask,
+)
+
+__all__ += [
+    "AnatomyAwareMaskGenerator",
+    "MASK_PRESETS",
+    "MaskGenerator",
+    "MultiBlockMaskGenerator",
+    "RandAnatomyBlockMask",
+    "RandAnatomyBlockMaskd",
+    "RandBlockMask",
+    "RandBlockMaskd",
+    "RandomTubeMask",
+    "foreground_mask",
+    "indices_to_mask",
+    "otsu_threshold",
+    "token_foreground_fraction",
+    "token_label_map",
+]
