@@ -1,0 +1,80 @@
+# Copyright (c) monai_jepa contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Downstream evaluation: frozen features, linear / kNN probes, few-shot and label-fraction protocols, fine-tuning
+against from-scratch and random-init baselines, metrics, reports and plots."""
+
+from .features import (
+    as_data_loader,
+    autocast_context,
+    data_labels,
+    data_length,
+    embed_batch,
+    extract_features,
+    split_batch,
+    subset_data,
+)
+from .finetune import ClassifierHead, EncoderClassifier, fine_tune, load_network_state, predict_scores
+from .metrics import TASKS, classification_metrics, labels_to_numpy, num_outputs_for_task
+from .probes import DEFAULT_C_GRID, infer_num_classes, knn_probe, linear_probe, standardize
+from .protocols import (
+    DEFAULT_LABEL_FRACTIONS,
+    DEFAULT_SHOTS,
+    METRIC_KEYS,
+    PROBES,
+    few_shot,
+    label_fraction_sweep,
+    stratified_subset,
+    summarize_runs,
+)
+from .report import format_report, json_safe, plot_label_efficiency, run_provenance, write_report
+from .suite import DEFAULT_PROTOCOLS, EvaluationSuite, load_checkpoint_state, reinit_factory
+
+__all__ = [
+    "ClassifierHead",
+    "DEFAULT_C_GRID",
+    "DEFAULT_LABEL_FRACTIONS",
+    "DEFAULT_PROTOCOLS",
+    "DEFAULT_SHOTS",
+    "EncoderClassifier",
+    "EvaluationSuite",
+    "METRIC_KEYS",
+    "PROBES",
+    "TASKS",
+    "as_data_loader",
+    "autocast_context",
+    "classification_metrics",
+    "data_labels",
+    "data_length",
+    "embed_batch",
+    "extract_features",
+    "few_shot",
+    "fine_tune",
+    "format_report",
+    "infer_num_classes",
+    "json_safe",
+    "knn_probe",
+    "label_fraction_sweep",
+    "labels_to_numpy",
+    "linear_probe",
+    "load_checkpoint_state",
+    "load_network_state",
+    "num_outputs_for_task",
+    "plot_label_efficiency",
+    "predict_scores",
+    "reinit_factory",
+    "run_provenance",
+    "split_batch",
+    "standardize",
+    "stratified_subset",
+    "subset_data",
+    "summarize_runs",
+    "write_report",
+]
