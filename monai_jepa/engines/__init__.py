@@ -33,3 +33,7 @@ __all__ = [
     "unwrap_network",
     "warmup_cosine",
 ]
+
+from .masked_trainer import MaskedLatentTrainer  # noqa: E402
+
+__all__ += ["MaskedLatentTrainer"]

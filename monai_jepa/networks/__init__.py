@@ -32,3 +32,22 @@ __all__ = [
 from monai_jepa.networks.predictor import JEPAPredictor  # noqa: E402
 
 __all__ += ["JEPAPredictor"]
+
+from monai_jepa.networks.jepa import MaskedLatentModel, MaskedLatentOutput  # noqa: E402
+from monai_jepa.networks.segmentation import (  # noqa: E402
+    UNETR_NUM_LAYERS,
+    UNETR_PATCH_SIZE,
+    JEPASegmenter,
+    load_pretrained_encoder,
+    unetr_from_jepa_vit,
+)
+
+__all__ += [
+    "JEPASegmenter",
+    "MaskedLatentModel",
+    "MaskedLatentOutput",
+    "UNETR_NUM_LAYERS",
+    "UNETR_PATCH_SIZE",
+    "load_pretrained_encoder",
+    "unetr_from_jepa_vit",
+]
