@@ -1,0 +1,491 @@
+# Copyright (c) monai_jepa contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The chest X-ray LeJEPA bundle: metadata, properties, the documented commands run from the repository root (with tiny
+settings), multi-process training on CPU, export, and the library glue it relies on (image sources, bundle helpers)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from monai_jepa.bundle import (
+    EmbeddingInferer,
+    ProbeHead,
+    _config_file_from_argv,
+    bundle_root_from_config,
+    fit_probe_head,
+    save_network_weights,
+)
+from monai_jepa.data.errors import EmptyDatasetError, InvalidImageError, LayoutError
+from monai_jepa.data.sources import detect_source_kind, match_channels, resolve_image_source
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "cxr_lejepa"
+CONFIGS = BUNDLE / "configs"
+TRAIN, EVALUATE = "bundles/cxr_lejepa/configs/train.json", "bundles/cxr_lejepa/configs/evaluate.json"
+INFER, MULTI_GPU = "bundles/cxr_lejepa/configs/inference.json", "bundles/cxr_lejepa/configs/multi_gpu_train.json"
+META = "bundles/cxr_lejepa/configs/metadata.json"
+PNEUMONIA = REPO / ".." / "shared" / "data" / "pneumoniamnist" / "pneumoniamnist.npz"
+CR_DICOM = REPO / ".." / "shared" / "data" / "dicom_samples" / "RG1_UNCR.dcm"
+# tiny settings shared by every run: 32 demo images of 32x32, batches of 8, one epoch
+TINY = ["--image_size", "32", "--batch_size", "8", "--max_items", "32", "--max_epochs", "1", "--num_workers", "0"]
+EVAL_TINY = [
+    "--eval_protocols", "['linear','knn','few_shot','label_fraction','fine_tune','random_init']",
+    "--eval_label_fractions", "[0.5,1.0]", "--eval_shots", "[2]", "--eval_seeds", "[0]", "--eval_episodes", "1",
+    "--eval_finetune_fractions", "[1.0]", "--eval_finetune_epochs", "1",
+]  # fmt: skip
+# files the bundle writes: none of them may appear outside the output folder
+_ARTIFACT = re.compile(
+    r"(events\.out\.tfevents.*|.*\.pt|.*\.ts|metrics\.json|report\.md|label_efficiency\.png|embeddings\.(npy|csv)"
+    r"|probabilities\.csv|checkpoint_latest\.txt)"
+)
+_SKIP_DIRS = {".git", "__pycache__", ".pytest_cache"}
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+
+
+def _bundle_cmd(*args: str, timeout: int = 300, launcher: tuple[str, ...] = ()) -> str:
+    """Run ``python [launcher] -m monai.bundle args`` from the repository root; return stdout + stderr."""
+    cmd = [sys.executable, *launcher, "-m", "monai.bundle", *args]
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{out[-4000:]}"
+    return out
+
+
+def _snapshot() -> tuple[set[str], dict[str, int], set[str]]:
+    """Top-level names of the repository, every file of the bundle folder, and bundle-style artifacts anywhere."""
+    bundle = {
+        str(p.relative_to(BUNDLE)): p.stat().st_mtime_ns
+        for p in BUNDLE.rglob("*")
+        if p.is_file() and not _SKIP_DIRS & set(p.parts)
+    }
+    artifacts = set()
+    for root, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
+        artifacts |= {os.path.join(root, f) for f in files if _ARTIFACT.fullmatch(f)}
+    return set(os.listdir(REPO)), bundle, artifacts
+
+
+def _workflow(config_file, workflow_type: str, **override):
+    from monai.bundle import ConfigWorkflow
+
+    return ConfigWorkflow(config_file=config_file, workflow_type=workflow_type, logging_file=False, **override)
+
+
+# ---------------------------------------------------------------------------------------------------- bundle files
+
+
+def test_metadata_has_the_mandatory_model_zoo_keys():
+    import monai_jepa
+
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    mandatory = ("version", "monai_version", "pytorch_version", "numpy_version", "required_packages_version", "task")
+    for key in (*mandatory, "description", "authors", "copyright", "network_data_format", "changelog"):
+        assert meta.get(key), key
+    assert meta["version"] in meta["changelog"]
+    assert meta["schema"].endswith("/meta_schema_20240725.json")
+    assert meta["required_packages_version"]["monai_jepa"] == monai_jepa.__version__
+    image, pred = meta["network_data_format"]["inputs"]["image"], meta["network_data_format"]["outputs"]["pred"]
+    fields = ("type", "format", "num_channels", "spatial_shape", "dtype", "value_range", "is_patch_data", "channel_def")
+    assert all(k in image and k in pred for k in fields) and image["modality"] == "XR"
+    assert (image["num_channels"], image["spatial_shape"], pred["num_channels"]) == (1, [64, 64], 64)
+    for name in ("PneumoniaMNIST", "ChestX-ray14", "CheXpert", "MIMIC-CXR-JPG"):
+        assert name in meta["data_licenses"]
+    assert (BUNDLE / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
+
+
+@pytest.mark.parametrize("name", ["metadata", "train", "evaluate", "inference", "multi_gpu_train"])
+def test_configs_are_four_space_json(name):
+    text = (CONFIGS / f"{name}.json").read_text()
+    assert text == json.dumps(json.loads(text), indent=4) + "\n"
+
+
+def test_logging_conf_uses_only_logging_classes():
+    text = (CONFIGS / "logging.conf").read_text()
+    classes = re.findall(r"^class\s*=\s*(\S+)", text, flags=re.M)
+    assert classes and all(c in vars(logging) or c.startswith("logging.") for c in classes)
+
+
+def test_train_and_inference_properties(tmp_path):
+    out = str(tmp_path / "out")
+    train = _workflow(TRAIN, "train", output_dir=out, max_items=16, image_size=32)
+    train.initialize()
+    assert train.check_properties() == []
+    # the bundle folder, not the current directory (the repository root here), whatever the working directory
+    assert Path(train.bundle_root) == BUNDLE
+    assert train.parser["run"] == train.parser["training"]  # "run" (Model Zoo, MONAI Label) is "training"
+    infer = _workflow(INFER, "infer", output_dir=out, max_items=16, image_size=32, load_pretrain=False)
+    infer.initialize()
+    assert infer.check_properties() == []
+    assert Path(infer.bundle_root) == BUNDLE
+    assert infer.parser.get_parsed_content("checkpoint") == f"{out}/models/model.pt"
+    default = _workflow(TRAIN, "train")
+    default.initialize()
+    assert Path(default.parser.get_parsed_content("output_dir")) == BUNDLE / "outputs"
+
+
+# ---------------------------------------------------------------------------------------------------- pipeline
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """Training, evaluation and inference run from the repository root with the documented commands."""
+    out = tmp_path_factory.mktemp("cxr_lejepa") / "out"
+    before = _snapshot()
+    logs = {
+        "training": _bundle_cmd(
+            "run", "training", "--config_file", TRAIN, "--output_dir", str(out), "--log_interval", "2", *TINY
+        ),
+        "evaluating": _bundle_cmd(
+            "run", "evaluating", "--config_file", f"['{TRAIN}','{EVALUATE}']", "--output_dir", str(out), *TINY,
+            *EVAL_TINY,
+        ),
+        "inference": _bundle_cmd("run", "--config_file", INFER, "--output_dir", str(out), "--image_size", "32",
+                                 "--max_items", "32"),
+    }  # fmt: skip
+    after = _snapshot()
+    return out, logs, before, after
+
+
+def test_pipeline_writes_nothing_outside_output_dir(pipeline):
+    _, _, (top0, bundle0, art0), (top1, bundle1, art1) = pipeline
+    assert top1 == top0
+    assert bundle1 == bundle0
+    assert art1 - art0 == set()
+
+
+def test_training_outputs(pipeline):
+    out, logs, _, _ = pipeline
+    assert "NO REAL DATA" in logs["training"] and "SYNTHETIC" in logs["training"]
+    # 32 images, batches of 8, drop_last: 4 iterations; the stats handler logs every 2nd iteration
+    assert (out / "models" / "checkpoint_latest.txt").read_text().strip() == "checkpoint_00000004.pt"
+    assert len(re.findall(r"Iter: \d+/4 -- .*loss: [0-9.]+", logs["training"])) == 2
+    assert list(out.glob("events.out.tfevents.*"))
+    state = torch.load(out / "models" / "model.pt", weights_only=True)
+    ckpt = torch.load(out / "models" / "checkpoint_00000004.pt", weights_only=True)
+    assert state.keys() == ckpt["model"].keys()
+    assert all(torch.equal(state[k], ckpt["model"][k]) for k in state)
+
+
+def test_evaluation_metrics(pipeline):
+    out, _, _, _ = pipeline
+    records = json.loads((out / "eval" / "metrics.json").read_text())
+    assert {r["protocol"] for r in records} >= {"linear", "knn", "few_shot", "fine_tune"}
+    assert {r["method"] for r in records} == {"lejepa", "random_init"}
+    assert all(r["dataset"] == "demo" and math.isfinite(r["auc"]) and 0 <= r["auc"] <= 1 for r in records)
+    assert (out / "eval" / "report.md").is_file() and (out / "eval" / "label_efficiency.png").is_file()
+    head = ProbeHead.from_file(out / "models" / "probe_head.pt")
+    assert head.task == "binary" and head.linear.weight.shape == (1, 512)
+
+
+def test_inference_outputs(pipeline):
+    out, _, _, _ = pipeline
+    emb = np.load(out / "inference" / "embeddings.npy")
+    assert emb.shape == (16, 512) and np.isfinite(emb).all()  # the demo test split is half of the 32 images
+    with open(out / "inference" / "embeddings.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][:3] == ["id", "label", "f0"] and len(rows) == 17
+    assert np.allclose(np.asarray(rows[1][2:], dtype=np.float32), emb[0], rtol=1e-4, atol=1e-5)
+    with open(out / "inference" / "probabilities.csv") as f:
+        probs = list(csv.DictReader(f))
+    p = np.asarray([float(r["p_1"]) for r in probs])
+    assert len(p) == 16 and ((p >= 0) & (p <= 1)).all()
+    head = ProbeHead.from_file(out / "models" / "probe_head.pt")
+    assert np.allclose(p, head(torch.from_numpy(emb))[:, 0].detach().numpy(), atol=1e-5)
+
+
+def test_verify_net_in_out_and_torchscript_export(pipeline, tmp_path):
+    from monai.bundle import ckpt_export, verify_net_in_out
+
+    out, _, _, _ = pipeline
+    verify_net_in_out(net_id="network_def", meta_file=META, config_file=INFER)  # raises on a mismatch
+    ts = tmp_path / "model.ts"
+    ckpt_export(
+        net_id="network_def",
+        filepath=str(ts),
+        ckpt_file=str(out / "models" / "model.pt"),
+        meta_file=META,
+        config_file=INFER,
+        image_size=32,
+        use_trace=True,
+        input_shape=[1, 1, 32, 32],
+    )
+    scripted = torch.jit.load(str(ts))
+    from monai_jepa.networks import build_lejepa_model
+
+    net = build_lejepa_model("resnet18", 2, 1, proj_out_dim=64, conv1_t_size=3, conv1_t_stride=2, no_max_pool=True)
+    net.load_state_dict(torch.load(out / "models" / "model.pt", weights_only=True))
+    x = torch.rand(3, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(scripted(x), net.eval()(x), atol=1e-4)
+
+
+def test_multi_gpu_train_runs_on_cpu_with_gloo(tmp_path):
+    out = tmp_path / "ddp"
+    launcher = ("-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2")
+    overrides = ["--output_dir", str(out), "--log_interval", "1", *TINY[:2], "--batch_size", "4", *TINY[4:]]
+    log = _bundle_cmd("run", "training", "--config_file", f"['{TRAIN}','{MULTI_GPU}']", *overrides, launcher=launcher)
+    # 32 images over 2 ranks, batches of 4: 4 iterations per rank; only rank 0 logs, writes events and weights
+    assert (out / "models" / "checkpoint_latest.txt").read_text().strip() == "checkpoint_00000004.pt"
+    assert len(re.findall(r"Iter: \d+/4 -- ", log)) == 4
+    assert len(list(out.glob("events.out.tfevents.*"))) == 1
+    state = torch.load(out / "models" / "model.pt", weights_only=True)
+    assert not any(k.startswith("module.") for k in state)
+
+
+@pytest.mark.skipif(not PNEUMONIA.is_file(), reason="PneumoniaMNIST not available (../shared/data)")
+def test_training_on_pneumoniamnist(tmp_path):
+    out = tmp_path / "pneu"
+    overrides = dict(image_size=32, batch_size=16, max_items=64, max_epochs=1, checkpoint_interval=2)
+    wf = _workflow(TRAIN, "train", dataset_dir=str(PNEUMONIA), output_dir=str(out), **overrides)
+    wf.initialize()
+    source = wf.parser.get_parsed_content("train#source")
+    info = source.info
+    assert (info["source"], info["name"], info["is_synthetic"]) == ("medmnist", "pneumoniamnist", False)
+    wf.run()
+    wf.finalize()
+    assert (out / "models" / "checkpoint_latest.txt").read_text().strip() == "checkpoint_00000004.pt"
+    assert (out / "models" / "model.pt").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------- library glue
+
+
+def test_bundle_root_from_config(tmp_path, monkeypatch):
+    assert _config_file_from_argv(["x", "--config_file", "['a/configs/t.json','b.json']"]) == "a/configs/t.json"
+    assert _config_file_from_argv(["x", "--config_file=c/configs/t.json"]) == "c/configs/t.json"
+    assert _config_file_from_argv(["x", "--meta_file", "m.json"]) is None
+    monkeypatch.setattr(sys, "argv", ["prog", "--config_file", str(CONFIGS / "inference.json")])
+    assert Path(bundle_root_from_config()) == BUNDLE
+    monkeypatch.setattr(sys, "argv", ["prog"])
+    assert Path(bundle_root_from_config(default=tmp_path)) == tmp_path.resolve()
+    monkeypatch.chdir(tmp_path)
+    assert Path(bundle_root_from_config()) == tmp_path.resolve()
+
+
+def test_save_network_weights_unwraps_and_is_loadable(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    wrapped = torch.nn.DataParallel(net)
+    path = save_network_weights(wrapped, tmp_path / "models" / "model.pt")
+    state = torch.load(path, weights_only=True)
+    assert list(state) == ["0.weight", "0.bias"] and torch.equal(state["0.weight"], net[0].weight)
+
+
+class _Flat(torch.nn.Module):
+    """A stand-in encoder: ``embed`` flattens the image, ``forward`` returns a projection."""
+
+    def embed(self, x):
+        return x.flatten(1)
+
+    def forward(self, x):
+        return x.flatten(1)[:, :1]
+
+
+def _separable(n: int, num_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % num_classes
+    x = torch.randn(n, 1, 2, 2, generator=g) * 0.3
+    x[:, 0, 0, 0] += 2.0 * y
+    return x, y
+
+
+def test_fit_probe_head_binary_and_multiclass(tmp_path):
+    x, y = _separable(60, 2, 0)
+    head = fit_probe_head(_Flat(), (x, y), "binary", val_data=_separable(20, 2, 1), class_names=["no", "yes"])
+    p = head(x.flatten(1))
+    assert p.shape == (60, 1) and ((p[:, 0] > 0.5).long() == y).float().mean() > 0.95
+    loaded = ProbeHead.from_file(head.to_file(tmp_path / "probe.pt"))
+    assert torch.equal(loaded(x.flatten(1)), p) and loaded.class_names == ["no", "yes"]
+    x3, y3 = _separable(90, 3, 2)
+    head3 = fit_probe_head(_Flat(), (x3, y3), "multiclass")
+    p3 = head3(x3.flatten(1))
+    assert p3.shape == (90, 3) and torch.allclose(p3.sum(1), torch.ones(90))
+    assert (p3.argmax(1) == y3).float().mean() > 0.9
+    with pytest.raises(ValueError, match="probe shapes"):
+        ProbeHead(torch.zeros(4), torch.ones(4), torch.zeros(2, 3), torch.zeros(2), "multiclass")
+
+
+def test_embedding_inferer_returns_pooled_features():
+    x = torch.rand(2, 1, 2, 2)
+    assert torch.equal(EmbeddingInferer()(x, _Flat()), x.flatten(1))
+
+
+def test_demo_source_warns_loudly_and_is_seeded(caplog):
+    with caplog.at_level(logging.WARNING, logger="monai_jepa.data.sources"):
+        ds, info = resolve_image_source("/does/not/exist", "train", 32, demo_num_images=20)
+    assert "SYNTHETIC" in caplog.text and "--dataset_dir" in caplog.text
+    assert (info["source"], info["is_synthetic"], info["task"], info["num_items"]) == ("demo", True, "binary", 20)
+    item = ds[0]
+    assert item["image"].shape == (1, 32, 32) and item["image"].dtype == torch.float32
+    assert 0 <= float(item["image"].min()) and float(item["image"].max()) <= 1
+    again, _ = resolve_image_source(None, "training", 32, demo_num_images=20)
+    assert torch.equal(again[0]["image"], item["image"])
+    test, test_info = resolve_image_source("", "test", 32, demo_num_images=20)
+    assert test_info["num_items"] == 10 and not torch.equal(test[0]["image"], item["image"])
+
+
+def _write_png(path: Path, size=(40, 50), rgb=False, seed=0) -> None:
+    rs = np.random.RandomState(seed)
+    shape = (*size, 3) if rgb else size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((rs.rand(*shape) * 255).astype(np.uint8)).save(path)
+
+
+def test_folder_source_with_labels_csv_and_split(tmp_path):
+    for i in range(6):
+        _write_png(tmp_path / "imgs" / f"{i}.png", rgb=i == 0, seed=i)
+    rows = [("imgs/0.png", "pneumonia", "training"), ("imgs/1.png", "normal", "training")]
+    rows += [("imgs/2.png", "normal", "test"), ("imgs/3.png", "pneumonia", "validation"), ("imgs/4.png", "normal", "")]
+    with open(tmp_path / "labels.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("image", "label", "split"), *rows])
+    assert detect_source_kind(tmp_path) == "folder"
+    ds, info = resolve_image_source(tmp_path, "test", 24, cache=True)
+    assert (info["task"], info["labels"], info["in_channels"]) == ("binary", ["normal", "pneumonia"], 1)
+    assert [d["id"] for d in ds] == ["imgs/2.png"]
+    train, _ = resolve_image_source(tmp_path, "training", 24)
+    by_id = {d["id"]: d for d in train}
+    assert by_id["imgs/0.png"]["label"] == 1 and by_id["imgs/1.png"]["label"] == 0
+    img = by_id["imgs/0.png"]["image"]  # RGB -> one channel, 40x50 -> 24x24, min-max scaled
+    assert img.shape == (1, 24, 24) and float(img.min()) == 0.0 and float(img.max()) == 1.0
+    assert "imgs/4.png" in by_id  # no split given: seeded random split (one image: training)
+    assert "imgs/5.png" not in by_id  # not in labels.csv
+    rgb, info3 = resolve_image_source(tmp_path, "training", 24, in_channels=3)
+    assert rgb[0]["image"].shape == (3, 24, 24) and info3["in_channels"] == 3
+
+
+def test_unlabelled_folder_is_split_at_random(tmp_path):
+    for i in range(10):
+        _write_png(tmp_path / f"{i}.jpg", seed=i)
+    sizes = {s: resolve_image_source(tmp_path, s, 16)[1]["num_items"] for s in ("training", "validation", "test")}
+    assert sizes == {"training": 7, "validation": 1, "test": 2}
+    ds, info = resolve_image_source(tmp_path, "training", 16)
+    assert info["task"] == "unlabelled" and {d["label"] for d in ds} == {-1}
+
+
+def test_source_kind_detection(tmp_path):
+    assert detect_source_kind(None) == "demo" and detect_source_kind(tmp_path / "missing") == "demo"
+    assert detect_source_kind(tmp_path) == "demo"  # empty folder
+    layouts = {
+        "nih": ("Data_Entry_2017.csv", "Image Index,Finding Labels\n"),
+        "chexpert": ("train.csv", "Path,Sex,Age\n"),
+        "mimic": ("mimic-cxr-2.0.0-metadata.csv", "dicom_id,subject_id\n"),
+        "dicom": ("a/b/x.dcm", ""),
+        "npz": ("data.npz", ""),
+    }
+    expected = {"nih": "chestxray14", "chexpert": "chexpert", "mimic": "mimic_cxr", "dicom": "dicom_cxr"}
+    for folder, (name, text) in layouts.items():
+        (tmp_path / folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / name).write_text(text)
+        assert detect_source_kind(tmp_path / folder) == expected.get(folder, "medmnist")
+    assert detect_source_kind(tmp_path / "npz" / "data.npz") == "medmnist"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    with pytest.raises(LayoutError, match="matches no supported layout"):
+        resolve_image_source(tmp_path / "other")
+    with pytest.raises(LayoutError, match="not a MedMNIST"):
+        detect_source_kind(tmp_path / "other" / "notes.txt")
+    with pytest.raises(EmptyDatasetError):
+        resolve_image_source(tmp_path / "other", kind="folder")
+
+
+def test_match_channels():
+    rgb = np.stack([np.full((2, 2), v, np.float32) for v in (1.0, 0.5, 0.0)])
+    assert np.allclose(match_channels(rgb, 1), 0.299 + 0.587 * 0.5)
+    assert match_channels(torch.ones(1, 2, 2), 3).shape == (3, 2, 2)
+    assert match_channels(rgb, None) is rgb
+    with pytest.raises(InvalidImageError, match="2 channels"):
+        match_channels(np.zeros((2, 4, 4)), 1)
+
+
+@pytest.mark.skipif(not PNEUMONIA.is_file(), reason="PneumoniaMNIST not available (../shared/data)")
+def test_medmnist_source():
+    ds, info = resolve_image_source(PNEUMONIA, "val", 64, max_items=5)
+    assert (info["source"], info["task"], info["num_classes"], info["num_items"]) == ("medmnist", "binary", 2, 5)
+    item = ds[0]
+    assert item["image"].shape == (1, 64, 64) and isinstance(item["label"], int)
+    folder_ds, folder_info = resolve_image_source(PNEUMONIA.parent, "test", 28, max_items=3)
+    assert folder_info["source"] == "medmnist" and folder_ds[0]["image"].shape == (1, 28, 28)
+
+
+def test_inference_preprocessing_loads_a_file(tmp_path):
+    from monai.bundle import ConfigParser
+
+    _write_png(tmp_path / "x.png", size=(30, 20), rgb=True)
+    parser = ConfigParser()
+    parser.read_config(CONFIGS / "inference.json")
+    item = parser.get_parsed_content("preprocessing")({"image": str(tmp_path / "x.png")})
+    assert type(item["image"]) is torch.Tensor and item["image"].shape == (1, 64, 64)
+    assert float(item["image"].min()) == 0.0 and float(item["image"].max()) == 1.0
+
+
+@pytest.mark.skipif(not CR_DICOM.is_file(), reason="DICOM samples not available (../shared/data)")
+def test_dicom_source(tmp_path):
+    (tmp_path / "cr").mkdir()
+    (tmp_path / "cr" / "chest.dcm").symlink_to(CR_DICOM.resolve())
+    assert detect_source_kind(tmp_path) == "dicom_cxr"
+    found = []
+    for split in ("training", "validation", "test"):
+        try:
+            found.append(resolve_image_source(tmp_path, split, 32))
+        except EmptyDatasetError:
+            pass
+    assert len(found) == 1  # one patient: one split
+    ((ds, info),) = found
+    image = ds[0]["image"]
+    assert (info["source"], info["task"], info["num_items"]) == ("dicom_cxr", "unlabelled", 1)
+    assert image.shape == (1, 32, 32) and float(image.min()) == 0.0 and float(image.max()) == 1.0
+
+
+def test_embedding_writer_batched_and_decollated(tmp_path):
+    from ignite.engine import Engine
+    from monai.data import decollate_batch
+
+    from monai_jepa.bundle import EmbeddingWriter
+
+    batches = [
+        {"image": torch.rand(2, 1, 2, 2), "id": ["a", "b"], "label": torch.tensor([0, 1])},
+        {"image": torch.rand(1, 1, 2, 2), "id": ["c"], "label": torch.tensor([1])},
+    ]
+    texts = []
+    for mode in ("batched", "decollated"):
+
+        def step(engine, batch, mode=mode):
+            if mode == "batched":
+                return {"pred": batch["image"].flatten(1)}
+            engine.state.batch = decollate_batch(batch)
+            return [{"pred": item["image"].flatten()} for item in engine.state.batch]
+
+        writer = EmbeddingWriter(tmp_path / mode)
+        engine = Engine(step)
+        writer.attach(engine)
+        engine.run(batches, max_epochs=1)
+        emb = np.load(tmp_path / mode / "embeddings.npy")
+        assert np.allclose(emb, torch.cat([b["image"].flatten(1) for b in batches]).numpy())
+        texts.append((tmp_path / mode / "embeddings.csv").read_text())
+        assert not (tmp_path / mode / "probabilities.csv").exists()  # no probe head given
+    assert texts[0] == texts[1]
+    assert [line.split(",")[:2] for line in texts[0].splitlines()[1:]] == [["a", "0"], ["b", "1"], ["c", "1"]]
