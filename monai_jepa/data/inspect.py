@@ -1,0 +1,319 @@
+# Copyright (c) monai_jepa contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Inspect an image file or folder before training: geometry, intensities, and the problems that would bite later.
+
+:func:`inspect_path` describes a NIfTI / DICOM / PNG / JPEG / npz file, a DICOM series folder, or a whole export
+folder (every DICOM series, grouped by ``SeriesInstanceUID``, and every other image file found below it), and lists
+problems: unreadable or truncated files, NaN / inf voxels, empty folders, constant images, irregular or duplicated
+slice positions, mixed slice sizes, declared burned-in annotations. :func:`format_report` renders it for a terminal;
+``python -m monai_jepa inspect <path>`` prints it and exits non-zero when there is a problem.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import (
+    DataError,
+    EmptyDatasetError,
+    InvalidImageError,
+    LayoutError,
+    MissingFileError,
+    ShapeMismatchError,
+    UnreadableFileError,
+)
+from .io import IMAGE_SUFFIXES, _suffix, detect_format, is_dicom_file, load_checked, load_dicom, read_dicom
+
+__all__ = ["inspect_path", "format_report", "PROBLEM_CODES"]
+
+#: problem codes that :func:`inspect_path` reports, with what they mean
+PROBLEM_CODES = {
+    "unreadable": "the file cannot be parsed or decoded (truncated, corrupt, or no installed decoder)",
+    "invalid": "the decoded content is unusable (no pixel data, empty array)",
+    "non_finite": "NaN or infinite voxels",
+    "empty": "no image file where images were expected",
+    "constant": "every voxel has the same value",
+    "inconsistent_spacing": "the distances between consecutive slices differ (missing slice?)",
+    "duplicate_slices": "two slices of a series share one position",
+    "shape_mismatch": "slices of one series differ in size or orientation",
+    "layout": "files that cannot be read as one image (several series, multi-frame file inside a series)",
+    "burned_in": "the DICOM header declares burned-in annotations (patient data in the pixels)",
+}
+_ERROR_CODES = (
+    (UnreadableFileError, "unreadable"),
+    (InvalidImageError, "invalid"),
+    (ShapeMismatchError, "shape_mismatch"),
+    (LayoutError, "layout"),
+    (EmptyDatasetError, "empty"),
+)
+
+
+def _problem(code: str, message: str, path: Any = None) -> dict:
+    return {"code": code, "message": message, "path": None if path is None else str(path)}
+
+
+def _error_problem(e: DataError) -> dict:
+    code = next((c for cls, c in _ERROR_CODES if isinstance(e, cls)), "unreadable")
+    return _problem(code, str(e), e.path)
+
+
+def _orientation(affine: np.ndarray, n_spatial: int) -> str | None:
+    import nibabel as nib
+
+    try:
+        codes = nib.orientations.aff2axcodes(affine)
+    except Exception:  # noqa: BLE001 - degenerate affine
+        return None
+    return "".join(c or "?" for c in codes[: max(n_spatial, 1)])
+
+
+def _base_report(path: Path, fmt: str) -> dict:
+    return {
+        "path": str(path),
+        "kind": "file",
+        "format": fmt,
+        "modality": None,
+        "shape": None,
+        "spatial_shape": None,
+        "channels": None,
+        "spacing": None,
+        "orientation": None,
+        "dtype": None,
+        "num_files": 1,
+        "num_frames": None,
+        "intensity": None,
+        "problems": [],
+    }
+
+
+def _describe(report: dict, arr: np.ndarray, meta: dict, percentiles: Sequence[float]) -> dict:
+    """Fill ``report`` from a loaded ``(C, *spatial)`` array and its metadata."""
+    n_spatial = arr.ndim - 1
+    report.update(
+        format=meta.get("format", report["format"]),
+        modality=meta.get("modality"),
+        shape=list(arr.shape),
+        spatial_shape=list(arr.shape[1:]),
+        channels=int(arr.shape[0]),
+        spacing=[round(float(s), 6) for s in meta.get("spacing", ())] or None,
+        dtype=meta.get("dtype"),
+        num_files=int(meta.get("num_files") or 1),
+        num_frames=meta.get("num_frames"),
+    )
+    if report["format"] in ("nifti", "dicom", "dicom_series") and meta.get("geometry", True) and "affine" in meta:
+        report["orientation"] = _orientation(np.asarray(meta["affine"]), n_spatial)
+    finite = np.isfinite(arr)
+    n_bad = int(arr.size - np.count_nonzero(finite))
+    if n_bad:
+        nan = int(np.isnan(arr).sum())
+        report["problems"].append(
+            _problem("non_finite", f"{n_bad} of {arr.size} voxels are not finite ({nan} NaN, {n_bad - nan} inf).")
+        )
+    values = arr[finite] if n_bad else arr.ravel()
+    if values.size:
+        qs = np.percentile(values, list(percentiles))
+        report["intensity"] = {
+            "min": float(values.min()),
+            "max": float(values.max()),
+            "mean": float(values.mean(dtype=np.float64)),
+            "std": float(values.std(dtype=np.float64)),
+            **{f"p{p:g}": float(q) for p, q in zip(percentiles, qs)},
+        }
+        if values.min() == values.max():
+            report["problems"].append(_problem("constant", f"every voxel equals {float(values.min()):g}."))
+    gaps = np.asarray(meta.get("slice_gaps") or [], dtype=np.float64)
+    if gaps.size:
+        report["slice_gaps"] = {"min": float(gaps.min()), "max": float(gaps.max()), "median": float(np.median(gaps))}
+        median = float(np.median(gaps))
+        dup = int((gaps < 1e-3 * max(median, 1e-3)).sum())
+        if dup:
+            report["problems"].append(_problem("duplicate_slices", f"{dup} pair(s) of slices share a position."))
+        elif gaps.max() - gaps.min() > max(0.05 * median, 0.01):
+            report["problems"].append(
+                _problem(
+                    "inconsistent_spacing",
+                    f"slice gaps range from {gaps.min():.3f} to {gaps.max():.3f} mm (median {median:.3f}): "
+                    "a slice may be missing; resampling will assume the mean gap.",
+                )
+            )
+    if str(meta.get("burned_in_annotation") or "").upper() == "YES":
+        report["problems"].append(
+            _problem("burned_in", "BurnedInAnnotation is YES: patient data may be in the pixels (check before use).")
+        )
+    return report
+
+
+def _inspect_file(path: Path, percentiles: Sequence[float]) -> dict:
+    fmt = detect_format(path)
+    report = _base_report(path, fmt)
+    try:
+        arr, meta = load_checked(path, check_finite=False)
+    except DataError as e:
+        report["problems"].append(_error_problem(e))
+        return report
+    return _describe(report, arr, meta, percentiles)
+
+
+def _inspect_series(folder: Path, files: list[Path], percentiles: Sequence[float]) -> dict:
+    report = _base_report(folder, "dicom_series" if len(files) > 1 else "dicom")
+    report["kind"] = "dicom_series" if len(files) > 1 else "file"
+    report["num_files"] = len(files)
+    try:
+        arr, meta = load_dicom(files, source=folder if len(files) > 1 else files[0])
+    except DataError as e:
+        report["problems"].append(_error_problem(e))
+        return report
+    if len(files) == 1:
+        report["path"] = str(files[0])
+    return _describe(report, arr, meta, percentiles)
+
+
+def _scan_folder(folder: Path) -> tuple[dict[tuple[str, str], list[Path]], list[Path], list[dict], int]:
+    """Group DICOM files by (folder, SeriesInstanceUID); list other images; collect unreadable headers."""
+    series: dict[tuple[str, str], list[Path]] = defaultdict(list)
+    others: list[Path] = []
+    problems: list[dict] = []
+    ignored = 0
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if f.name.upper() == "DICOMDIR":
+            ignored += 1
+            continue
+        fmt = IMAGE_SUFFIXES.get(_suffix(f))
+        if fmt == "dicom" or (fmt is None and is_dicom_file(f)):
+            try:
+                ds = read_dicom(f)
+            except DataError as e:
+                problems.append(_error_problem(e))
+                continue
+            if "Rows" not in ds and "SOPClassUID" in ds:  # a non-image object (structured report, RT structure set)
+                ignored += 1
+                continue
+            uid = str(ds.get("SeriesInstanceUID", "") or f"<no SeriesInstanceUID: {f.name}>")
+            series[(str(f.parent), uid)].append(f)
+        elif fmt is not None:
+            others.append(f)
+        else:
+            ignored += 1
+    return series, others, problems, ignored
+
+
+def inspect_path(path: str | os.PathLike, percentiles: Sequence[float] = (1, 50, 99)) -> dict:
+    """Describe an image file or folder and list its problems.
+
+    Args:
+        path: a NIfTI / DICOM / PNG / JPEG / npz / npy file, a DICOM series folder, or any folder (searched
+            recursively; DICOM files are grouped into series by folder and ``SeriesInstanceUID``).
+        percentiles: intensity percentiles to report.
+
+    Returns:
+        a JSON-serialisable dict. For one image (a file or a folder holding exactly one DICOM series): ``path``,
+        ``kind`` (``"file"`` / ``"dicom_series"``), ``format``, ``modality`` (DICOM ``Modality``, else None),
+        ``shape`` (channel first), ``spatial_shape``, ``channels``, ``spacing`` (mm), ``orientation`` (axis codes such
+        as ``"RAS"``, for NIfTI / DICOM), ``dtype`` (as stored), ``num_files``, ``num_frames``, ``intensity``
+        (``min``, ``max``, ``mean``, ``std``, ``p1``, ``p50``, ``p99``, over finite voxels), ``slice_gaps`` (series),
+        and ``problems``: a list of ``{"code", "message", "path"}`` with codes from :data:`PROBLEM_CODES`.
+        For a folder of several images: ``path``, ``kind="folder"``, ``num_files``, ``num_items``,
+        ``ignored_files``, ``items`` (one report per image or series) and ``problems`` (all of them, each naming
+        its file or series).
+
+    Raises:
+        MissingFileError: ``path`` does not exist. Problems inside the data are reported, not raised.
+
+    Example::
+
+        report = inspect_path("export/")
+        bad = [p["message"] for p in report["problems"]]
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"{path}: no such file or folder.", path)
+    if path.is_file():
+        return _inspect_file(path, percentiles)
+    series, others, problems, ignored = _scan_folder(path)
+    items = [_inspect_series(Path(parent), files, percentiles) for (parent, _), files in sorted(series.items())]
+    items += [_inspect_file(f, percentiles) for f in others]
+    if len(items) == 1 and not problems and ignored == 0:
+        return items[0]
+    for item in items:
+        for p in item["problems"]:
+            problems.append({**p, "path": p["path"] or item["path"]})
+    num_files = sum(item["num_files"] for item in items) + sum(p["code"] == "unreadable" for p in problems)
+    if not items and not problems:
+        problems.append(_problem("empty", f"{path}: no image file in this folder (or below it).", path))
+    return {
+        "path": str(path),
+        "kind": "folder",
+        "format": "folder",
+        "num_files": num_files,
+        "num_items": len(items),
+        "ignored_files": ignored,
+        "items": items,
+        "problems": problems,
+    }
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return " x ".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def _format_item(report: dict, indent: str = "") -> list[str]:
+    lines = [f"{indent}{report['path']}"]
+    if report.get("shape") is not None:
+        lines.append(
+            f"{indent}  {report['format']}, modality {_fmt(report['modality'])}, {report['channels']} channel(s), "
+            f"{len(report['spatial_shape'])}D {_fmt(report['spatial_shape'])}, dtype {_fmt(report['dtype'])}"
+        )
+        geo = f"{indent}  spacing {_fmt(report['spacing'])} mm, orientation {_fmt(report['orientation'])}"
+        geo += f", {report['num_files']} file(s)"
+        if report.get("num_frames"):
+            geo += f", {report['num_frames']} frame(s)/slice(s)"
+        lines.append(geo)
+        if report.get("intensity"):
+            it = report["intensity"]
+            pcts = ", ".join(f"{k} {_fmt(v)}" for k, v in it.items() if k.startswith("p"))
+            lines.append(
+                f"{indent}  intensity min {_fmt(it['min'])}, max {_fmt(it['max'])}, mean {_fmt(it['mean'])}, {pcts}"
+            )
+    for p in report.get("problems", []):
+        lines.append(f"{indent}  PROBLEM [{p['code']}] {p['message']}")
+    return lines
+
+
+def format_report(report: dict) -> str:
+    """A readable multi-line rendering of an :func:`inspect_path` report."""
+    if report.get("kind") != "folder":
+        lines = _format_item(report)
+    else:
+        lines = [
+            f"{report['path']}: {report['num_items']} image(s) / series in {report['num_files']} file(s)"
+            + (f", {report['ignored_files']} other file(s) ignored" if report.get("ignored_files") else "")
+        ]
+        for item in report["items"]:
+            lines += _format_item(item, indent="  ")
+        in_items = {(p["code"], p["message"]) for item in report["items"] for p in item["problems"]}
+        for p in report["problems"]:
+            if (p["code"], p["message"]) not in in_items:
+                lines.append(f"  PROBLEM [{p['code']}] {p['message']}")
+    n = len(report.get("problems", []))
+    lines.append(f"{n} problem(s) found." if n else "no problem found.")
+    return "\n".join(lines)

@@ -1,0 +1,562 @@
+# Copyright (c) monai_jepa contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Per-modality preprocessing presets: MONAI ``Compose`` pipelines of dictionary transforms, ready for a dataset.
+
+* :func:`ct_preset`: load, channel first, orientation, optional resampling, HU window to [0, 1] (named windows:
+  ``"lung"``, ``"soft_tissue"``, ``"bone"``, ``"brain"``).
+* :func:`mri_preset`: load (optionally several sequences stacked as channels), orientation, optional resampling,
+  z-score on non-zero voxels or percentile scaling.
+* :func:`cxr_preset`: PNG / JPEG / DICOM chest X-rays: grayscale, MONOCHROME1 inversion, percentile (or fixed)
+  window to [0, 1], aspect-preserving resize and padding to a square.
+* :func:`rgb_preset`: histopathology, dermatology, fundus photographs: RGB in [0, 1], resize, mean / std.
+* :func:`get_preset` picks one by modality name.
+
+Three small transforms fill gaps in MONAI: :class:`InvertMonochrome1` / :class:`InvertMonochrome1d` (DICOM
+``MONOCHROME1`` images store bright as dark), :class:`StackSequencesd` (MRI sequences of one study as channels, with
+shape and affine checks that name the two disagreeing files) and :class:`LoadCineDicomd` (multi-frame DICOM as a
+``(C, T, H, W)`` clip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor, PILReader, PydicomReader
+from monai.transforms import (
+    Compose,
+    ConcatItemsd,
+    EnsureChannelFirstd,
+    Lambdad,
+    LoadImaged,
+    MapTransform,
+    NormalizeIntensityd,
+    Orientationd,
+    Resized,
+    ScaleIntensityRanged,
+    ScaleIntensityRangePercentilesd,
+    Spacingd,
+    SpatialPadd,
+    Transform,
+)
+from monai.utils import look_up_option
+
+from .errors import MissingFileError, ShapeMismatchError
+from .io import load_cine_dicom
+
+__all__ = [
+    "CT_WINDOWS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "InvertMonochrome1",
+    "InvertMonochrome1d",
+    "StackSequencesd",
+    "LoadCineDicomd",
+    "ct_preset",
+    "mri_preset",
+    "cxr_preset",
+    "rgb_preset",
+    "get_preset",
+]
+
+#: CT windows as (lowest, highest) Hounsfield units, from the usual (level, width) settings
+CT_WINDOWS: dict[str, tuple[float, float]] = {
+    "lung": (-1350.0, 150.0),  # L -600, W 1500
+    "soft_tissue": (-160.0, 240.0),  # L 40, W 400
+    "bone": (-500.0, 1300.0),  # L 400, W 1800
+    "brain": (0.0, 80.0),  # L 40, W 80
+}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+# axis labels of the orientation codes (passed explicitly: MONAI 1.5 and 1.6 then behave the same)
+_RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# ------------------------------------------------------------------------------------------------ small transforms
+
+
+def _photometric(img: Any) -> str | None:
+    """The DICOM PhotometricInterpretation from a MetaTensor's metadata (pydicom / ITK keys) or its source file."""
+    meta = getattr(img, "meta", None) or {}
+    for key in ("00280004", "0028|0004", "PhotometricInterpretation", "photometric_interpretation"):
+        value = meta.get(key)
+        if isinstance(value, Mapping):  # pydicom JSON form {"vr": "CS", "Value": ["MONOCHROME1"]}
+            value = (value.get("Value") or [None])[0]
+        if value is not None:
+            return str(value).strip().upper()
+    source = meta.get("filename_or_obj")
+    if isinstance(source, str) and source:
+        from .io import is_dicom_file, read_dicom
+
+        if is_dicom_file(source):
+            return str(read_dicom(source).get("PhotometricInterpretation", "")).upper() or None
+    return None
+
+
+class InvertMonochrome1(Transform):
+    """Invert a DICOM ``MONOCHROME1`` image (bright stored as dark) so that it reads like ``MONOCHROME2``.
+
+    The image is mapped to ``max + min - image`` (range kept). Images of any other photometric interpretation,
+    and images without DICOM metadata (PNG / JPEG), pass unchanged.
+
+    Args:
+        photometric: force the interpretation instead of reading it from the metadata (``"MONOCHROME1"`` to invert).
+
+    Example::
+
+        img = LoadImage(reader=PydicomReader(prune_metadata=False), ensure_channel_first=True)("cr.dcm")
+        img = InvertMonochrome1()(img)  # (1, W, H), bones bright
+    """
+
+    def __init__(self, photometric: str | None = None) -> None:
+        self.photometric = photometric
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        photometric = self.photometric.upper() if self.photometric else _photometric(img)
+        if photometric != "MONOCHROME1":
+            return img
+        out = img.max() + img.min() - img
+        if isinstance(out, MetaTensor):
+            out.meta["photometric_interpretation"] = "MONOCHROME2"
+        return out
+
+
+class InvertMonochrome1d(MapTransform):
+    """Dictionary version of :class:`InvertMonochrome1`.
+
+    Args:
+        keys: keys of the images to invert when they are ``MONOCHROME1``.
+        photometric: see :class:`InvertMonochrome1`.
+        allow_missing_keys: don't raise when a key is missing.
+    """
+
+    def __init__(self, keys: KeysCollection, photometric: str | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.invert = InvertMonochrome1(photometric)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.invert(d[key])
+        return d
+
+
+def _source(img: Any, key: Hashable) -> str:
+    meta = getattr(img, "meta", None) or {}
+    return str(meta.get("filename_or_obj") or f"<{key}>")
+
+
+class StackSequencesd(MapTransform):
+    """Stack the sequences of one study (e.g. T1, T1c, T2, FLAIR) as channels, after checking that they agree.
+
+    Every input must be channel first (after ``EnsureChannelFirstd``). Spatial shapes must be equal and, with
+    ``check_affine``, affines equal within ``atol``; otherwise :class:`ShapeMismatchError` names the two files.
+    The output is ``ConcatItemsd`` along the channel axis, carrying the first sequence's metadata.
+
+    Args:
+        keys: the sequence keys, in channel order.
+        out_key: key of the stacked image ``(sum of channels, *spatial)``.
+        check_affine: also require the same affine (spacing, orientation, origin).
+        atol: absolute tolerance on affine entries (mm).
+        delete_keys: remove the sequence keys after stacking.
+        allow_missing_keys: stack the sequences present instead of raising :class:`MissingFileError`.
+
+    Example::
+
+        t = StackSequencesd(["t1", "t2", "flair"], out_key="image")  # 3 x (1, X, Y, Z) -> (3, X, Y, Z)
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        out_key: str = "image",
+        check_affine: bool = True,
+        atol: float = 1e-3,
+        delete_keys: bool = False,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if atol < 0:
+            raise ValueError(f"`atol` must be >= 0, got {atol}.")
+        self.out_key, self.check_affine, self.atol, self.delete_keys = out_key, check_affine, atol, delete_keys
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        if not self.allow_missing_keys:
+            for key in self.keys:
+                if key not in d:
+                    raise MissingFileError(f"sequence {key!r} is missing from the item (keys: {sorted(map(str, d))}).")
+        keys = list(self.key_iterator(d))
+        if not keys:
+            raise MissingFileError(f"none of the sequences {list(self.keys)} is in the item.")
+        ref_key = keys[0]
+        ref = d[ref_key]
+        for key in keys[1:]:
+            img = d[key]
+            if tuple(img.shape[1:]) != tuple(ref.shape[1:]):
+                raise ShapeMismatchError(
+                    f"{_source(ref, ref_key)} ({ref_key}) and {_source(img, key)} ({key}) differ in spatial shape: "
+                    f"{tuple(ref.shape[1:])} vs {tuple(img.shape[1:])}.",
+                    _source(img, key),
+                )
+            if self.check_affine and isinstance(ref, MetaTensor) and isinstance(img, MetaTensor):
+                a, b = ref.affine.double(), img.affine.double()
+                if a.shape != b.shape or not torch.allclose(a, b, atol=self.atol, rtol=0.0):
+                    raise ShapeMismatchError(
+                        f"{_source(ref, ref_key)} ({ref_key}) and {_source(img, key)} ({key}) differ in affine "
+                        f"(atol {self.atol}): {np.round(a.numpy(), 4).tolist()} vs {np.round(b.numpy(), 4).tolist()}.",
+                        _source(img, key),
+                    )
+        d = ConcatItemsd(keys, self.out_key, dim=0)(d)
+        if self.delete_keys:
+            for key in keys:
+                if key != self.out_key:
+                    d.pop(key)
+        return d
+
+
+class LoadCineDicomd(MapTransform):
+    """Load multi-frame (cine) DICOM files as ``(C, T, H, W)`` clips with :func:`~monai_jepa.data.io.load_cine_dicom`.
+
+    Args:
+        keys: keys of the DICOM paths.
+        color: ``"rgb"`` or ``"gray"``.
+        allow_missing_keys: don't raise when a key is missing.
+
+    Example::
+
+        clip = LoadCineDicomd("image", color="gray")({"image": "echo.dcm"})["image"]  # MetaTensor (1, T, H, W)
+    """
+
+    def __init__(self, keys: KeysCollection, color: str = "rgb", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.color = look_up_option(color, ("rgb", "gray"))
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            clip, meta = load_cine_dicom(d[key], color=self.color)
+            d[key] = MetaTensor(torch.from_numpy(clip), meta={k: v for k, v in meta.items() if v is not None})
+        return d
+
+
+# --------------------------------------------------------------------------------------------------------- presets
+
+
+def _as_keys(keys: KeysCollection | None) -> list[Hashable]:
+    if keys is None:
+        return []
+    return [keys] if isinstance(keys, (str, int)) else list(keys)
+
+
+def _check_pair(name: str, value: Any) -> tuple[float, float]:
+    if not isinstance(value, Sequence) or len(value) != 2 or not float(value[0]) < float(value[1]):
+        raise ValueError(f"`{name}` must be a (low, high) pair with low < high, got {value!r}.")
+    return float(value[0]), float(value[1])
+
+
+def _geometry(
+    keys: list, label_keys: list, load: bool, reader: Any, orientation: str | None, spacing: Any
+) -> list[Callable]:
+    """Load + channel first (+ orientation) (+ resampling, nearest for labels)."""
+    all_keys = keys + label_keys
+    ts: list[Callable] = []
+    if load:
+        ts += [LoadImaged(all_keys, reader=reader, image_only=True), EnsureChannelFirstd(all_keys)]
+    if orientation:
+        ts.append(Orientationd(all_keys, axcodes=orientation, labels=_RAS_LABELS))
+    if spacing is not None:
+        modes = ["bilinear"] * len(keys) + ["nearest"] * len(label_keys)
+        ts.append(Spacingd(all_keys, pixdim=spacing, mode=modes))
+    return ts
+
+
+def ct_preset(
+    window: str | Sequence[float] = (-1000.0, 400.0),
+    spacing: Sequence[float] | float | None = None,
+    orientation: str | None = "RAS",
+    keys: KeysCollection = ("image",),
+    label_keys: KeysCollection | None = None,
+    clip: bool = True,
+    reader: Any = None,
+    load: bool = True,
+) -> Compose:
+    """CT preprocessing: load, channel first, orientation, resampling, Hounsfield window mapped to [0, 1].
+
+    Args:
+        window: ``(low, high)`` HU mapped to [0, 1], or a name in :data:`CT_WINDOWS` (``"lung"``, ``"soft_tissue"``,
+            ``"bone"``, ``"brain"``).
+        spacing: target voxel size in mm (``Spacingd`` pixdim), or None to keep the native grid.
+        orientation: axis codes (``"RAS"``), or None to keep the stored orientation.
+        keys: image keys (windowed; bilinear resampling).
+        label_keys: label keys (nearest-neighbour resampling, values kept).
+        clip: clip values outside the window to 0 / 1.
+        reader: MONAI image reader for ``LoadImaged`` (None: MONAI's choice by file type).
+        load: include ``LoadImaged`` + ``EnsureChannelFirstd`` (False for already-loaded channel-first MetaTensors).
+
+    Returns:
+        a ``Compose`` mapping ``{"image": path, ...}`` to float32 images ``(1, X, Y, Z)`` in [0, 1].
+
+    Example::
+
+        t = ct_preset("lung", spacing=(1.0, 1.0, 2.0))
+        image = t({"image": "ct_series_folder"})["image"]
+    """
+    if isinstance(window, str):
+        lo, hi = look_up_option(window, CT_WINDOWS)
+    else:
+        lo, hi = _check_pair("window", window)
+    keys, label_keys = _as_keys(keys), _as_keys(label_keys)
+    ts = _geometry(keys, label_keys, load, reader, orientation, spacing)
+    ts.append(ScaleIntensityRanged(keys, a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=clip))
+    return Compose(ts)
+
+
+def mri_preset(
+    normalize: str = "zscore",
+    nonzero: bool = True,
+    channel_wise: bool = True,
+    spacing: Sequence[float] | float | None = None,
+    orientation: str | None = "RAS",
+    keys: KeysCollection = ("image",),
+    label_keys: KeysCollection | None = None,
+    sequences: Sequence[str] | None = None,
+    percentiles: Sequence[float] = (0.5, 99.5),
+    reader: Any = None,
+    load: bool = True,
+) -> Compose:
+    """MRI preprocessing: load (stacking sequences), orientation, resampling, intensity normalisation.
+
+    Args:
+        normalize: ``"zscore"`` (``NormalizeIntensityd``: zero mean, unit variance) or ``"percentile"`` (the
+            ``percentiles`` of each image mapped to [0, 1], clipped).
+        nonzero: z-score statistics from the non-zero voxels only, leaving the zero background at 0 (``"zscore"``).
+        channel_wise: normalise each channel (sequence) separately.
+        spacing: target voxel size in mm, or None to keep the native grid.
+        orientation: axis codes, or None.
+        keys: image keys; with ``sequences``, the single key that receives the stacked sequences.
+        label_keys: label keys (nearest-neighbour resampling).
+        sequences: item keys of the sequences to load and stack as channels with :class:`StackSequencesd`
+            (shape and affine checked), e.g. ``("t1", "t2", "flair")``.
+        percentiles: ``(lower, upper)`` percentiles for ``"percentile"``.
+        reader: MONAI image reader for ``LoadImaged``.
+        load: include loading (False for already-loaded channel-first MetaTensors).
+
+    Returns:
+        a ``Compose`` giving float32 images ``(C, X, Y, Z)`` (``C`` = number of sequences, else 1).
+
+    Example::
+
+        t = mri_preset("zscore", spacing=(1.0, 1.0, 1.0), sequences=("t1", "flair"))
+        image = t({"t1": "t1.nii.gz", "flair": "flair.nii.gz"})["image"]  # (2, X, Y, Z)
+    """
+    normalize = look_up_option(normalize, ("zscore", "percentile"))
+    keys, label_keys = _as_keys(keys), _as_keys(label_keys)
+    ts: list[Callable] = []
+    if sequences:
+        if len(keys) != 1:
+            raise ValueError(f"with `sequences`, `keys` must be the single output key, got {keys!r}.")
+        seq = list(sequences)
+        if load:
+            ts += [LoadImaged(seq, reader=reader, image_only=True), EnsureChannelFirstd(seq)]
+        ts.append(StackSequencesd(seq, out_key=keys[0], delete_keys=True))
+        if load and label_keys:
+            ts += [LoadImaged(label_keys, reader=reader, image_only=True), EnsureChannelFirstd(label_keys)]
+        ts += _geometry(keys, label_keys, False, reader, orientation, spacing)
+    else:
+        ts += _geometry(keys, label_keys, load, reader, orientation, spacing)
+    if normalize == "zscore":
+        ts.append(NormalizeIntensityd(keys, nonzero=nonzero, channel_wise=channel_wise))
+    else:
+        lo, hi = _check_pair("percentiles", percentiles)
+        ts.append(ScaleIntensityRangePercentilesd(keys, lo, hi, 0.0, 1.0, clip=True, channel_wise=channel_wise))
+    return Compose(ts)
+
+
+def _to_grayscale(img: torch.Tensor) -> torch.Tensor:
+    """Channel-first RGB(A) -> one luminance channel (ITU-R BT.601); one channel passes unchanged."""
+    if img.shape[0] == 1:
+        return img
+    w = torch.as_tensor([0.299, 0.587, 0.114], dtype=img.dtype, device=img.device)
+    return torch.tensordot(w, img[:3], dims=([0], [0]))[None]
+
+
+def _pil_to_rgb(img: Any) -> Any:
+    return img.convert("RGB")
+
+
+def _resize(keys: list, label_keys: list, size: int | Sequence[int] | None, keep_aspect: bool) -> list[Callable]:
+    if size is None:
+        return []
+    size2 = (size, size) if isinstance(size, int) else tuple(size)
+    if len(size2) != 2 or min(size2) < 1:
+        raise ValueError(f"`size` must be an int or an (H, W) pair of ints >= 1, got {size!r}.")
+    modes = ["area"] * len(keys) + ["nearest"] * len(label_keys)
+    all_keys = keys + label_keys
+    if keep_aspect:
+        return [
+            Resized(all_keys, spatial_size=max(size2), size_mode="longest", mode=modes),
+            SpatialPadd(all_keys, spatial_size=size2),
+        ]
+    return [Resized(all_keys, spatial_size=size2, mode=modes)]
+
+
+def cxr_preset(
+    size: int | Sequence[int] | None = 224,
+    window: str | Sequence[float] = "percentile",
+    percentiles: Sequence[float] = (0.5, 99.5),
+    keep_aspect: bool = True,
+    source: str = "auto",
+    keys: KeysCollection = ("image",),
+    label_keys: KeysCollection | None = None,
+    reader: Any = None,
+    load: bool = True,
+) -> Compose:
+    """Chest X-ray preprocessing for PNG / JPEG and DICOM (CR / DX) files.
+
+    With ``source="auto"``: loads PNG / JPEG through ``PILReader`` and DICOM through ``PydicomReader`` (full
+    metadata), converts colour files to grayscale, inverts ``MONOCHROME1`` DICOMs (:class:`InvertMonochrome1d`), maps
+    the window to [0, 1]. With ``source="dicom"`` (DICOM-only datasets): loads with
+    :class:`~monai_jepa.data.cxr.LoadCXRDicomd`, which applies the header's VOI window (or the percentile window),
+    masks unused high bits and inverts ``MONOCHROME1``. Then resizes. Note the axis order: MONAI's readers
+    (``"auto"``) give ``(1, W, H)``, ``LoadCXRDicomd`` gives ``(1, H, W)`` (rows first).
+
+    Args:
+        size: output ``size`` or ``(H, W)``; None keeps the native size.
+        window: ``"percentile"`` (the ``percentiles`` of each image mapped to [0, 1], robust to the very different
+            raw ranges of DICOM detectors and 8-bit PNGs) or a fixed ``(low, high)`` range of stored values. With
+            ``source="dicom"``: passed to ``LoadCXRDicomd`` (``None``, ``"header"``, ``"percentile"``, ``"full"``,
+            ``"minmax"`` or ``(center, width)``).
+        percentiles: ``(lower, upper)`` for ``"percentile"``.
+        keep_aspect: resize the longest side to ``size`` and zero-pad to the square, instead of stretching.
+        source: ``"auto"`` (PNG / JPEG / DICOM) or ``"dicom"`` (DICOM radiographs through ``LoadCXRDicomd``).
+        keys: image keys.
+        label_keys: label / mask keys (nearest-neighbour resizing, no intensity change).
+        reader: reader(s) for ``LoadImaged``; the default reads PNG / JPEG and DICOM as described.
+        load: include loading (False for already-loaded channel-first MetaTensors).
+
+    Returns:
+        a ``Compose`` giving float32 images ``(1, H, W)`` in [0, 1].
+
+    Example::
+
+        t = cxr_preset(size=256)
+        image = t({"image": "cr.dcm"})["image"]  # (1, 256, 256)
+    """
+    source = look_up_option(source, ("auto", "dicom"))
+    keys, label_keys = _as_keys(keys), _as_keys(label_keys)
+    ts: list[Callable] = []
+    if source == "dicom":
+        from .cxr import LoadCXRDicomd
+
+        if load:
+            ts.append(LoadCXRDicomd(keys, window=window, percentiles=percentiles))
+            if label_keys:
+                ts += [LoadImaged(label_keys, image_only=True), EnsureChannelFirstd(label_keys)]
+        return Compose(ts + _resize(keys, label_keys, size, keep_aspect))
+    if load:
+        if reader is None:
+            reader = [PydicomReader(prune_metadata=False), PILReader()]  # later = tried first: PIL for .png/.jpg
+        ts += [LoadImaged(keys, reader=reader, image_only=True), EnsureChannelFirstd(keys)]
+        if label_keys:
+            ts += [LoadImaged(label_keys, image_only=True), EnsureChannelFirstd(label_keys)]
+    ts += [Lambdad(keys, func=_to_grayscale), InvertMonochrome1d(keys)]
+    if isinstance(window, str):
+        look_up_option(window, ("percentile",))
+        lo, hi = _check_pair("percentiles", percentiles)
+        ts.append(ScaleIntensityRangePercentilesd(keys, lo, hi, 0.0, 1.0, clip=True))
+    else:
+        lo, hi = _check_pair("window", window)
+        ts.append(ScaleIntensityRanged(keys, a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True))
+    ts += _resize(keys, label_keys, size, keep_aspect)
+    return Compose(ts)
+
+
+def rgb_preset(
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    size: int | Sequence[int] | None = 224,
+    keep_aspect: bool = False,
+    keys: KeysCollection = ("image",),
+    label_keys: KeysCollection | None = None,
+    reader: Any = None,
+    load: bool = True,
+) -> Compose:
+    """RGB photographs (histopathology tiles, dermoscopy, fundus): RGB in [0, 1], resize, per-channel mean / std.
+
+    Args:
+        mean: per-channel mean subtracted after scaling to [0, 1] (default ImageNet's).
+        std: per-channel standard deviation divided by (default ImageNet's).
+        size: output ``size`` or ``(H, W)``; None keeps the native size.
+        keep_aspect: resize the longest side and pad instead of stretching.
+        keys: image keys (8-bit PNG / JPEG / TIFF; grayscale and RGBA files are converted to RGB).
+        label_keys: mask keys (loaded as stored, nearest-neighbour resizing).
+        reader: reader for the images (default ``PILReader`` converting to RGB).
+        load: include loading (False for already-loaded channel-first 0-255 MetaTensors).
+
+    Returns:
+        a ``Compose`` giving float32 images ``(3, H, W)``, normalised.
+
+    Example::
+
+        t = rgb_preset(size=224)
+        image = t({"image": "tile.png"})["image"]  # (3, 224, 224)
+    """
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise ValueError(f"`mean` and `std` must have 3 entries each, std > 0; got mean={mean!r}, std={std!r}.")
+    keys, label_keys = _as_keys(keys), _as_keys(label_keys)
+    ts: list[Callable] = []
+    if load:
+        ts += [LoadImaged(keys, reader=reader or PILReader(converter=_pil_to_rgb), image_only=True)]
+        if label_keys:
+            ts.append(LoadImaged(label_keys, image_only=True))
+        ts.append(EnsureChannelFirstd(keys + label_keys))
+    ts.append(ScaleIntensityRanged(keys, a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0))
+    ts += _resize(keys, label_keys, size, keep_aspect)
+    ts.append(NormalizeIntensityd(keys, subtrahend=list(mean), divisor=list(std), channel_wise=True))
+    return Compose(ts)
+
+
+_PRESETS: dict[str, Callable[..., Compose]] = {
+    "ct": ct_preset,
+    "mri": mri_preset,
+    "mr": mri_preset,
+    "cxr": cxr_preset,
+    "xr": cxr_preset,
+    "xray": cxr_preset,
+    "rgb": rgb_preset,
+    "histopathology": rgb_preset,
+    "dermatology": rgb_preset,
+    "fundus": rgb_preset,
+}
+
+
+def get_preset(modality: str, **kwargs: Any) -> Compose:
+    """The preset for ``modality``: ``"ct"``, ``"mri"`` / ``"mr"``, ``"cxr"`` / ``"xr"`` / ``"xray"``, ``"rgb"`` /
+    ``"histopathology"`` / ``"dermatology"`` / ``"fundus"``.
+
+    Args:
+        modality: modality name (case-insensitive).
+        kwargs: arguments of the preset function.
+
+    Returns:
+        the preset's ``Compose``.
+
+    Example::
+
+        t = get_preset("ct", window="soft_tissue", spacing=(1.5, 1.5, 2.0))
+    """
+    if not isinstance(modality, str):
+        raise ValueError(f"`modality` must be a string, got {modality!r}.")
+    return look_up_option(modality.lower(), _PRESETS)(**kwargs)

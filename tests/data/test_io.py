@@ -1,0 +1,425 @@
+# Copyright (c) monai_jepa contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
+
+from monai_jepa.data.errors import (
+    DataError,
+    EmptyDatasetError,
+    InvalidImageError,
+    LayoutError,
+    MissingFileError,
+    ShapeMismatchError,
+    UnreadableFileError,
+)
+from monai_jepa.data.io import check_datalist, detect_format, load_checked, load_cine_dicom
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+SAMPLES = DATA / "dicom_samples"
+TCIA = DATA / "tcia_brain_tumor_progression"
+
+
+# ------------------------------------------------------------------------------------------- synthetic file helpers
+
+
+def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
+    nib.save(nib.Nifti1Image(data, np.eye(4) if affine is None else affine), str(path))
+    return path
+
+
+def write_dicom(
+    path: Path,
+    pixels: np.ndarray,
+    z: float = 0.0,
+    series_uid: str | None = None,
+    instance: int = 1,
+    spacing: tuple[float, float] = (0.5, 0.8),
+    photometric: str = "MONOCHROME2",
+    patient_id: str = "P1",
+    **tags,
+) -> Path:
+    """A minimal single-frame CT DICOM file: rows x columns int16 pixels, stored = HU + 1024."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID, ds.PatientName = "CT", patient_id, "Doe^Jane"
+    ds.StudyInstanceUID = tags.pop("study_uid", "1.2.3.4")
+    ds.SeriesInstanceUID = series_uid or "1.2.3.4.5"
+    ds.InstanceNumber = instance
+    ds.ImagePositionPatient = [10.0, 20.0, float(z)]
+    ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    ds.PixelSpacing = list(spacing)
+    ds.SliceThickness = 2.0
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+    ds.PixelData = (pixels.astype(np.int16) + 1024).astype(np.int16).tobytes()
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            pydicom.dcmwrite(path, ds, enforce_file_format=True, implicit_vr=False, little_endian=True)
+        except TypeError:  # pydicom 2.x
+            ds.is_little_endian, ds.is_implicit_VR = True, False
+            ds.save_as(path, write_like_original=False)
+    return path
+
+
+def write_series(
+    folder: Path, num: int = 4, shape=(6, 5), gap: float = 2.0, series_uid="1.2.3.4.5", reverse_instances=True, **kw
+) -> Path:
+    """A series of ``num`` slices whose HU value at (row, col) is 100 * slice + 10 * row + col, files unordered.
+
+    With ``reverse_instances``, InstanceNumber runs against the slice position (order must come from positions).
+    """
+    rows, cols = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    for k in range(num):
+        write_dicom(
+            folder / f"slice_{(k * 7) % num:03d}.dcm",
+            100 * k + 10 * rows + cols,
+            z=k * gap,
+            series_uid=series_uid,
+            instance=num - k if reverse_instances else k + 1,
+            **kw,
+        )
+    return folder
+
+
+# ----------------------------------------------------------------------------------------------------- NIfTI
+
+
+def test_nifti_loaded_channel_first_with_geometry(tmp_path):
+    data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    affine = np.diag([0.5, 2.0, 3.0, 1.0])
+    arr, meta = load_checked(write_nifti(tmp_path / "a.nii.gz", data, affine), expected_dims=3, expected_channels=1)
+    assert arr.shape == (1, 4, 5, 6) and arr.dtype == np.float32
+    np.testing.assert_array_equal(arr[0], data)
+    assert meta["spacing"] == (0.5, 2.0, 3.0) and meta["format"] == "nifti" and meta["dtype"] == "float32"
+    np.testing.assert_allclose(meta["affine"], affine)
+
+
+@pytest.mark.parametrize("name", ["trunc.nii", "trunc.nii.gz"])
+def test_truncated_nifti_names_the_file(tmp_path, name):
+    path = write_nifti(tmp_path / name, np.random.rand(16, 16, 16).astype(np.float32))
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(UnreadableFileError, match=name.replace(".", r"\.")) as e:
+        load_checked(path)
+    assert e.value.path == str(path)
+
+
+def test_nifti_header_claiming_huge_volume_is_rejected_before_allocation(tmp_path):
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape((30000, 30000, 30000))  # 1e14 bytes declared in a ~100-byte gzip file
+    hdr.set_data_dtype(np.float32)
+    hdr["vox_offset"] = 352
+    path = tmp_path / "huge.nii.gz"
+    path.write_bytes(gzip.compress(hdr.binaryblock + b"\0" * 68))
+    with pytest.raises(UnreadableFileError, match="corrupt header"):
+        load_checked(path)
+
+
+def test_nan_voxels_are_counted(tmp_path):
+    data = np.ones((4, 4, 4), np.float32)
+    data[0, 0, :3] = np.nan
+    data[1, 1, 1] = np.inf
+    path = write_nifti(tmp_path / "nan.nii.gz", data)
+    with pytest.raises(InvalidImageError, match="4 of 64 voxels are NaN or infinite"):
+        load_checked(path)
+    arr, _ = load_checked(path, check_finite=False)
+    assert np.isnan(arr).sum() == 3
+
+
+def test_wrong_dims_and_channels(tmp_path):
+    path = write_nifti(tmp_path / "v.nii.gz", np.zeros((4, 4, 4), np.float32))
+    with pytest.raises(InvalidImageError, match="expected a 2D image, got 3D"):
+        load_checked(path, expected_dims=2)
+    with pytest.raises(InvalidImageError, match="expected 3 channel"):
+        load_checked(path, expected_channels=3)
+    assert load_checked(path, expected_dims=(2, 3), expected_channels=(1, 3))[0].shape == (1, 4, 4, 4)
+    four_d = write_nifti(tmp_path / "multi.nii.gz", np.zeros((4, 4, 4, 2), np.float32))
+    assert load_checked(four_d, expected_channels=2)[0].shape == (2, 4, 4, 4)
+
+
+def test_missing_empty_and_unknown(tmp_path):
+    with pytest.raises(MissingFileError):
+        load_checked(tmp_path / "nope.nii.gz")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EmptyDatasetError):
+        load_checked(tmp_path / "empty")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(UnreadableFileError, match="unknown image format"):
+        load_checked(tmp_path / "notes.txt")
+    assert issubclass(MissingFileError, FileNotFoundError) and detect_format(tmp_path / "empty") == "folder"
+
+
+def test_folder_of_nifti_is_a_layout_error(tmp_path):
+    write_nifti(tmp_path / "a.nii.gz", np.zeros((2, 2, 2), np.float32))
+    with pytest.raises(LayoutError, match="DICOM series"):
+        load_checked(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------------ DICOM
+
+
+def test_dicom_series_sorted_by_position_with_affine(tmp_path):
+    folder = write_series(tmp_path / "s", num=4, shape=(6, 5), gap=2.5)
+    arr, meta = load_checked(folder, expected_dims=3)
+    assert arr.shape == (1, 5, 6, 4)  # (C, columns, rows, slices)
+    # HU at (x=col, y=row, z) = 100 z + 10 row + col, after the -1024 rescale
+    assert arr[0, 3, 2, 1] == 100 * 1 + 10 * 2 + 3
+    assert meta["num_files"] == 4 and meta["format"] == "dicom_series" and meta["modality"] == "CT"
+    np.testing.assert_allclose(meta["spacing"], (0.8, 0.5, 2.5))
+    np.testing.assert_allclose(meta["slice_gaps"], [2.5] * 3)
+    # RAS affine: x along -L (column direction +x in LPS), y along -P, z along +S
+    np.testing.assert_allclose(np.diag(meta["affine"])[:3], [-0.8, -0.5, 2.5])
+    np.testing.assert_allclose(meta["affine"][:3, 3], [-10.0, -20.0, 0.0])
+
+
+def test_dicom_series_matches_monai_pydicom_reader(tmp_path):
+    from monai.data import PydicomReader
+    from monai.transforms import LoadImage
+
+    folder = write_series(tmp_path / "s", num=3, reverse_instances=False)  # MONAI sorts by InstanceNumber
+    arr, meta = load_checked(folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = LoadImage(reader=PydicomReader(), ensure_channel_first=True)(str(folder))
+    np.testing.assert_allclose(arr, ref.numpy())
+    np.testing.assert_allclose(meta["affine"], ref.affine.numpy(), atol=1e-6)
+
+
+@pytest.mark.skipif(not TCIA.is_dir(), reason="shared TCIA data not available")
+def test_real_series_matches_itk_reader():
+    from monai.data import ITKReader
+    from monai.transforms import LoadImage
+
+    folder = TCIA / "11-19-1991" / "10008-T1prereg-91470"
+    arr, meta = load_checked(folder, expected_dims=3, expected_channels=1)
+    ref = LoadImage(reader=ITKReader(), ensure_channel_first=True)(str(folder))
+    assert arr.shape == (1, 260, 320, 25)
+    np.testing.assert_allclose(arr, ref.numpy())
+    np.testing.assert_allclose(meta["affine"], ref.affine.numpy(), atol=1e-4)
+
+
+def test_truncated_dicom_in_series_names_the_slice(tmp_path):
+    folder = write_series(tmp_path / "s", num=3)
+    bad = sorted(folder.iterdir())[1]
+    raw = bad.read_bytes()
+    bad.write_bytes(raw[: len(raw) - 20])
+    with pytest.raises(UnreadableFileError, match=bad.name) as e:
+        load_checked(folder)
+    assert e.value.path == str(bad)
+
+
+def test_not_dicom_and_no_pixels(tmp_path):
+    fake = tmp_path / "fake.dcm"
+    fake.write_bytes(b"\0" * 300)
+    with pytest.raises(UnreadableFileError, match="not a DICOM file"):
+        load_checked(fake)
+    path = write_dicom(tmp_path / "nopix.dcm", np.zeros((4, 4)))
+    ds = pydicom.dcmread(path)
+    del ds.PixelData
+    ds.save_as(path)
+    with pytest.raises(InvalidImageError, match="no pixel data"):
+        load_checked(path)
+
+
+def test_series_with_mismatched_slices_names_both_files(tmp_path):
+    folder = write_series(tmp_path / "s", num=2, shape=(6, 5))
+    odd = write_dicom(folder / "zz_odd.dcm", np.zeros((7, 5)), z=10.0)
+    with pytest.raises(ShapeMismatchError, match="differ in size") as e:
+        load_checked(folder)
+    assert odd.name in str(e.value) and "slice_" in str(e.value)
+
+
+def test_folder_with_two_series_is_a_layout_error(tmp_path):
+    folder = write_series(tmp_path / "s", num=2)
+    write_dicom(folder / "other.dcm", np.zeros((6, 5)), series_uid="9.9.9")
+    with pytest.raises(LayoutError, match="2 DICOM series"):
+        load_checked(folder)
+
+
+def test_missing_decoder_names_the_package(tmp_path):
+    get_decoder = pytest.importorskip("pydicom.pixels", reason="pydicom >= 3 reports decoder availability").get_decoder
+
+    if get_decoder(JPEGLSLossless).is_available:
+        pytest.skip("a JPEG-LS decoder is installed here")
+    path = write_dicom(tmp_path / "jls.dcm", np.zeros((4, 4)))
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    ds.PixelData = pydicom.encaps.encapsulate([b"\xff\xd8" + b"\0" * 30])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path)
+    with pytest.raises(UnreadableFileError, match="pip install pylibjpeg pylibjpeg-libjpeg"):
+        load_checked(path)
+
+
+@pytest.mark.skipif(not (SAMPLES / "color3d_jpeg_baseline.dcm").is_file(), reason="shared DICOM samples not available")
+def test_missing_jpeg_decoder_on_real_cine(monkeypatch):
+    pytest.importorskip("pydicom.pixels", reason="pydicom >= 3 reports decoder availability")
+
+    class _NoDecoder:
+        is_available = False
+        missing_dependencies = ["pylibjpeg - requires pylibjpeg>=2.0 and pylibjpeg-libjpeg>=2.1"]
+
+    monkeypatch.setattr("pydicom.pixels.get_decoder", lambda uid: _NoDecoder())
+    with pytest.raises(UnreadableFileError, match="JPEG Baseline.*pip install pylibjpeg pylibjpeg-libjpeg"):
+        load_cine_dicom(SAMPLES / "color3d_jpeg_baseline.dcm")
+
+
+@pytest.mark.skipif(not (SAMPLES / "examples_ybr_color.dcm").is_file(), reason="shared DICOM samples not available")
+def test_cine_ybr_dicom_as_rgb_and_gray_clip():
+    clip, meta = load_cine_dicom(SAMPLES / "examples_ybr_color.dcm")
+    assert clip.shape == (3, 30, 240, 320) and clip.dtype == np.float32
+    assert meta["num_frames"] == 30 and meta["fps"] == pytest.approx(30.0, rel=1e-3)
+    # ultrasound is mostly gray: in RGB the channels agree; YBR would have Cb = Cr = 128 where Y varies
+    assert np.abs(clip[0] - clip[1]).mean() < 2.0 and abs(clip[1].mean() - 128) > 50
+    gray, _ = load_cine_dicom(SAMPLES / "examples_ybr_color.dcm", color="gray")
+    assert gray.shape == (1, 30, 240, 320)
+    np.testing.assert_allclose(gray[0], 0.299 * clip[0] + 0.587 * clip[1] + 0.114 * clip[2], atol=1e-3)
+    arr, lmeta = load_checked(SAMPLES / "examples_ybr_color.dcm", expected_channels=3)
+    assert arr.shape == (3, 320, 240, 30) and lmeta["num_frames"] == 30  # (C, X, Y, frames)
+    np.testing.assert_array_equal(arr[:, :, :, 4], clip[:, 4].transpose(0, 2, 1))
+
+
+# ---------------------------------------------------------------------------------------------- PNG / JPEG / npz
+
+
+def test_png_gray_and_rgb_and_corrupt(tmp_path):
+    gray = np.arange(12 * 7, dtype=np.uint8).reshape(12, 7)
+    Image.fromarray(gray).save(tmp_path / "g.png")
+    arr, meta = load_checked(tmp_path / "g.png", expected_dims=2, expected_channels=1)
+    assert arr.shape == (1, 7, 12) and meta["format"] == "png"  # MONAI's (W, H) order
+    np.testing.assert_array_equal(arr[0], gray.T)
+    Image.fromarray(np.zeros((5, 6, 3), np.uint8)).save(tmp_path / "c.jpg")
+    assert load_checked(tmp_path / "c.jpg")[0].shape == (3, 6, 5)
+    raw = (tmp_path / "g.png").read_bytes()
+    (tmp_path / "bad.png").write_bytes(raw[:40])
+    with pytest.raises(UnreadableFileError, match="bad.png"):
+        load_checked(tmp_path / "bad.png")
+
+
+def test_npz_keys_and_truncation(tmp_path):
+    np.savez(tmp_path / "one.npz", x=np.ones((3, 4), np.float32))
+    arr, _ = load_checked(tmp_path / "one.npz")
+    assert arr.shape == (1, 3, 4)
+    np.savez(tmp_path / "two.npz", a=np.zeros((2, 2)), b=np.ones((3, 3)))
+    with pytest.raises(LayoutError, match="npz_key"):
+        load_checked(tmp_path / "two.npz")
+    assert load_checked(tmp_path / "two.npz", npz_key="b")[0].shape == (1, 3, 3)
+    raw = (tmp_path / "one.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(UnreadableFileError, match="cut.npz"):
+        load_checked(tmp_path / "cut.npz")
+
+
+# ---------------------------------------------------------------------------------------------- check_datalist
+
+
+def _pair(tmp_path: Path, name: str, shape=(4, 4, 4), label_shape=None) -> dict:
+    img = write_nifti(tmp_path / f"{name}_img.nii.gz", np.random.rand(*shape).astype(np.float32))
+    lbl = write_nifti(tmp_path / f"{name}_lbl.nii.gz", np.zeros(label_shape or shape, np.uint8))
+    return {"image": str(img), "label": str(lbl)}
+
+
+def test_check_datalist_good_and_errors(tmp_path):
+    good = _pair(tmp_path, "good")
+    ok, skipped = check_datalist([good, {**good, "label": 3}])  # an int label is not a path
+    assert len(ok) == 2 and skipped == []
+    label_without_image = {"image": str(tmp_path / "gone.nii.gz"), "label": good["label"]}
+    with pytest.raises(MissingFileError, match="gone.nii.gz: image file"):
+        check_datalist([good, label_without_image])
+    with pytest.raises(LayoutError, match="no 'image' key"):
+        check_datalist([{"label": good["label"]}])
+    with pytest.raises(ShapeMismatchError, match="differ in spatial shape"):
+        check_datalist([_pair(tmp_path, "mm", shape=(4, 4, 4), label_shape=(4, 4, 5))])
+    missing_sequence = {"image": [good["image"], str(tmp_path / "t2.nii.gz")]}
+    with pytest.raises(MissingFileError, match="t2.nii.gz"):
+        check_datalist([missing_sequence])
+    with pytest.raises(EmptyDatasetError):
+        check_datalist({"training": []})
+
+
+def test_check_datalist_affine_mismatch(tmp_path):
+    img = write_nifti(tmp_path / "i.nii.gz", np.zeros((3, 3, 3), np.float32), np.diag([1.0, 1.0, 1.0, 1.0]))
+    lbl = write_nifti(tmp_path / "l.nii.gz", np.zeros((3, 3, 3), np.float32), np.diag([1.0, 1.0, 2.0, 1.0]))
+    with pytest.raises(ShapeMismatchError, match="differ in affine"):
+        check_datalist([{"image": str(img), "label": str(lbl)}])
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_check_datalist_skip_bad_report(tmp_path, suffix):
+    good = _pair(tmp_path, "good")
+    nan = np.ones((4, 4, 4), np.float32)
+    nan[0, 0, 0] = np.nan
+    bad_nan = {"image": str(write_nifti(tmp_path / "nan.nii.gz", nan))}
+    no_image = {"image": str(tmp_path / "missing.nii.gz"), "label": good["label"]}
+    datalist = {"name": "x", "training": [good, bad_nan], "validation": [no_image, good]}
+    report = tmp_path / f"skipped{suffix}"
+    ok, skipped = check_datalist(datalist, skip_bad=True, report=report)
+    assert ok["name"] == "x" and ok["training"] == [good] and ok["validation"] == [good]
+    assert [(s["split"], s["index"], s["error"]) for s in skipped] == [
+        ("training", 1, "InvalidImageError"),
+        ("validation", 0, "MissingFileError"),
+    ]
+    if suffix == ".json":
+        payload = json.loads(report.read_text())
+        assert payload["checked"] == 4 and payload["ok"] == 2 and len(payload["skipped"]) == 2
+        assert "1 of 64 voxels" in payload["skipped"][0]["message"]
+    else:
+        rows = list(csv.DictReader(report.open()))
+        assert [r["error"] for r in rows] == ["InvalidImageError", "MissingFileError"]
+        assert rows[1]["path"] == str(tmp_path / "missing.nii.gz")
+    with pytest.raises(EmptyDatasetError, match="all 1 datalist items are bad"):
+        check_datalist([bad_nan], skip_bad=True)
+
+
+def test_check_datalist_json_relative_to_root_and_dicom_file_list(tmp_path):
+    folder = write_series(tmp_path / "data" / "series", num=3)
+    files = sorted(p.name for p in folder.iterdir())
+    datalist = {
+        "root": str(tmp_path / "data"),
+        "training": [{"image": "series"}, {"image": [f"series/{f}" for f in files]}],
+    }
+    path = tmp_path / "elsewhere" / "dl.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(datalist))
+    ok, skipped = check_datalist(path, expected_dims=3)
+    assert len(ok["training"]) == 2 and not skipped
+    with pytest.raises(InvalidImageError, match="expected a 2D image"):
+        check_datalist(path, expected_dims=2)
+
+
+def test_all_errors_are_data_errors():
+    for cls in (MissingFileError, UnreadableFileError, InvalidImageError, ShapeMismatchError, LayoutError):
+        assert issubclass(cls, DataError) and issubclass(cls, ValueError)
