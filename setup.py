@@ -42,7 +42,7 @@ setup(
         "test": ["pytest>=7.4", "jsonschema>=4.0"],
         "dev": ["pytest>=7.4", "jsonschema>=4.0", "black>=24.0", "isort>=5.12", "flake8>=6.0"],
     },
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["monai_jepa = monai_jepa.cli:main"]},
     classifiers=[
         "License :: OSI Approved :: Apache Software License",
         "Programming Language :: Python :: 3",

@@ -49,4 +49,18 @@ from .errors import (
     ShapeMismatchError,
     UnreadableFileError,
 )
+from .inspect import format_report, inspect_path
+from .io import check_datalist, load_checked, load_cine_dicom
 from .medmnist import MedMNISTDataset, load_medmnist
+from .presets import (
+    InvertMonochrome1,
+    InvertMonochrome1d,
+    LoadCineDicomd,
+    StackSequencesd,
+    ct_preset,
+    cxr_preset,
+    get_preset,
+    mri_preset,
+    rgb_preset,
+)
+from .sources import ImageSource, detect_source_kind, resolve_image_source
