@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from monai_jepa.utils.fileio import atomic_write_text
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 __all__ = ["provenance", "write_results", "median"]
@@ -81,7 +83,5 @@ def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
     md += "- machine: " + ", ".join(f"{k}={v}" for k, v in prov["machine"].items()) + "\n"
     jpath, mpath = RESULTS / f"{name}.json", RESULTS / f"{name}.md"
     for path, text in ((jpath, json.dumps(payload, indent=4) + "\n"), (mpath, md)):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        atomic_write_text(path, text)
     return jpath, mpath

@@ -38,8 +38,9 @@ import torch.nn as nn
 from monai.inferers import Inferer
 from monai.utils import IgniteInfo, look_up_option, min_version, optional_import
 
-from monai_jepa.engines.checkpoint import atomic_torch_save, unwrap_network
+from monai_jepa.engines.checkpoint import unwrap_network
 from monai_jepa.utils.dist import get_rank
+from monai_jepa.utils.fileio import atomic_torch_save
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events

@@ -197,6 +197,7 @@ def check(
         expected_channels: required channel count of each image file.
     """
     from monai_jepa.data.io import check_datalist
+    from monai_jepa.utils.fileio import atomic_write_text
 
     logging.getLogger("monai_jepa.data.io").setLevel(logging.ERROR)  # the skipped items are listed below
     ok, skipped = check_datalist(
@@ -214,9 +215,7 @@ def check(
     if out is not None:
         out_path = Path(_path(out))
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_name(f".{out_path.name}.tmp")
-        tmp.write_text(_json.dumps(ok, indent=4, default=str) + "\n")
-        tmp.replace(out_path)
+        atomic_write_text(out_path, _json.dumps(ok, indent=4, default=str) + "\n")
         print(f"wrote {out_path}")
     if skipped:
         raise SystemExit(EXIT_PROBLEM)

@@ -30,11 +30,13 @@ from .datalist import (
     DATALIST_BUILDERS,
     build_datalist,
     check_no_patient_leak,
+    index_files,
     list_datalists,
     make_datalist,
     patient_split,
     read_table,
     register_datalist,
+    split_and_make_datalist,
     write_datalist,
 )
 from .deid import DeidContext, anonymize, anonymize_dataset

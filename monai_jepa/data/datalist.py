@@ -45,7 +45,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -53,6 +52,8 @@ from typing import Any
 
 import numpy as np
 from monai.utils import look_up_option
+
+from monai_jepa.utils.fileio import atomic_write
 
 from .errors import DataError, EmptyDatasetError, LayoutError, MissingFileError, UnreadableFileError
 
@@ -66,12 +67,14 @@ __all__ = [
     "normalize_split",
     "patient_split",
     "make_datalist",
+    "split_and_make_datalist",
     "write_datalist",
     "check_no_patient_leak",
     "read_table",
     "encode_labels",
     "skip_or_raise",
     "dataset_root",
+    "index_files",
 ]
 
 logger = logging.getLogger(__name__)
@@ -210,6 +213,40 @@ def dataset_root(root: str | os.PathLike) -> Path:
     if not path.is_dir():
         raise MissingFileError(f"dataset root {path} does not exist or is not a folder.", path=path)
     return path
+
+
+def index_files(root: str | os.PathLike, folders: Sequence[str], suffixes: Sequence[str]) -> dict[str, str]:
+    """Map file stem -> POSIX path relative to ``root`` for the files under ``folders`` with one of ``suffixes``.
+
+    The folders are searched recursively; when none of them exists, all of ``root`` is. Suffixes match case-blind
+    (give them lower-case, with the dot); when one stem has several suffixes, the earliest in ``suffixes`` wins.
+    macOS resource files (``._*``) are ignored.
+
+    Args:
+        root: dataset folder.
+        folders: sub-folders of ``root`` to search.
+        suffixes: accepted file suffixes, by preference, e.g. ``(".jpg", ".png")``.
+
+    Returns:
+        ``{stem: relative path}``.
+
+    Example::
+
+        images = index_files(root, ["train", "test"], (".jpeg", ".jpg", ".png"))  # {"10_left": "train/10_left.jpeg"}
+    """
+    root = Path(root)
+    dirs = [root / d for d in folders if (root / d).is_dir()] or [root]
+    rank = {e: i for i, e in enumerate(suffixes)}
+    found: dict[str, tuple[int, str]] = {}
+    for top in dirs:
+        for dirpath, _, files in os.walk(top):
+            for name in files:
+                stem, ext = os.path.splitext(name)
+                if ext.lower() in rank and not name.startswith("._"):
+                    rel = Path(dirpath, name).relative_to(root).as_posix()
+                    if stem not in found or rank[ext.lower()] < found[stem][0]:
+                        found[stem] = (rank[ext.lower()], rel)
+    return {stem: rel for stem, (_, rel) in found.items()}
 
 
 def normalize_split(split: str) -> str:
@@ -449,6 +486,48 @@ def make_datalist(
     return datalist
 
 
+def split_and_make_datalist(
+    name: str,
+    root: Path,
+    items: list[dict[str, Any]],
+    task: str,
+    labels: Mapping[Any, Any] | Sequence[str] | None,
+    description: str,
+    skipped: list[dict[str, str]],
+    fractions: Sequence[float],
+    seed: int,
+    skip_bad: bool,
+) -> dict:
+    """Split ``items`` by patient, stratified by ``"label"`` (:func:`patient_split`), and assemble the datalist.
+
+    Args:
+        name: dataset name.
+        root: dataset root.
+        items: dicts with ``"image"``, ``"label"`` and ``"patient_id"`` (and any metadata), without ``"split"``.
+        task: task vocabulary (see :func:`make_datalist`).
+        labels: class names (see :func:`make_datalist`).
+        description: free text.
+        skipped: the ``{"path", "reason"}`` records of skipped rows; stored when ``skip_bad`` or when not empty.
+        fractions: train / validation / test fractions of the patients.
+        seed: seed of the split.
+        skip_bad: whether the builder runs in ``skip_bad`` mode.
+
+    Returns:
+        the datalist dict (see :func:`make_datalist`).
+
+    Raises:
+        EmptyDatasetError: when ``items`` is empty.
+
+    Example::
+
+        datalist = split_and_make_datalist("toy", root, items, "binary", None, "", [], (0.8, 0.1, 0.1), 0, False)
+    """
+    if not items:
+        raise EmptyDatasetError(f"{name}: no usable image under {root}.", root)
+    items = patient_split(items, fractions=fractions, seed=seed, stratify_key="label")
+    return make_datalist(name, root, items, task, labels, description, skipped if skip_bad or skipped else None)
+
+
 def _is_int_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, (int, float)) for v in value)
 
@@ -485,17 +564,12 @@ def write_datalist(datalist: Mapping[str, Any], out: str | os.PathLike) -> Path:
         raise LayoutError(f"datalist to write to {out} lacks the split key(s) {missing}.", path=out)
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(datalist, f, indent=4, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return out_path
+
+    def _write(f: Any) -> None:
+        json.dump(datalist, f, indent=4, default=_json_default)
+        f.write("\n")
+
+    return atomic_write(out_path, _write, text=True)
 
 
 def check_no_patient_leak(datalist: Mapping[str, Any], group_key: str = "patient_id") -> None:

@@ -35,7 +35,6 @@ annotations are refused (:class:`~monai_jepa.data.errors.BurnedInAnnotationError
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime
 import hashlib
@@ -45,7 +44,6 @@ import logging
 import os
 import re
 import secrets
-import tempfile
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +62,8 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     generate_uid,
 )
+
+from monai_jepa.utils.fileio import atomic_write
 
 from .errors import BurnedInAnnotationError, DataError, MissingFileError, UnreadableFileError
 
@@ -1122,19 +1122,9 @@ def _save_dataset(ds: Dataset, fh: Any) -> None:
 
 
 def _atomic_write(out: Path, write: Any, text: bool = False) -> None:
+    """Write ``out`` atomically through ``write(file)`` (mode 0o644), creating its folder."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w" if text else "wb", **({"newline": "", "encoding": "utf-8"} if text else {})) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(out, write, text=text, permissions=0o644)
 
 
 def _is_within(path: Path, folder: Path) -> bool:

@@ -16,13 +16,12 @@ Several images often show one lesion (HAM10000, ISIC 2019) or one patient (ISIC 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .datalist import dataset_root, make_datalist, patient_split, read_table, register_datalist, skip_or_raise
-from .errors import DataError, EmptyDatasetError, LayoutError, MissingFileError
+from .datalist import dataset_root, index_files, read_table, register_datalist, skip_or_raise, split_and_make_datalist
+from .errors import DataError, LayoutError, MissingFileError
 
 __all__ = [
     "HAM10000_CLASSES",
@@ -57,25 +56,6 @@ ISIC2019_CLASSES = {
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 
 
-def _index_images(root: Path, folders: Sequence[str], exts: Sequence[str] = _IMAGE_EXTS) -> dict[str, str]:
-    """Map image stem -> path relative to ``root`` for the files under ``folders`` (all of ``root`` if none exists).
-
-    When one stem has several extensions, the earliest in ``exts`` wins.
-    """
-    dirs = [root / d for d in folders if (root / d).is_dir()] or [root]
-    rank = {e: i for i, e in enumerate(exts)}
-    found: dict[str, tuple[int, str]] = {}
-    for top in dirs:
-        for dirpath, _, files in os.walk(top):
-            for name in files:
-                stem, ext = os.path.splitext(name)
-                if ext.lower() in rank and not name.startswith("._"):
-                    rel = Path(dirpath, name).relative_to(root).as_posix()
-                    if stem not in found or rank[ext.lower()] < found[stem][0]:
-                        found[stem] = (rank[ext.lower()], rel)
-    return {stem: rel for stem, (_, rel) in found.items()}
-
-
 def _find_table(root: Path, names: Sequence[str]) -> Path:
     for name in names:
         if (root / name).is_file():
@@ -87,25 +67,6 @@ def _item(name: str, images: dict[str, str], table: Path, root: Path, label: int
     if name not in images:
         raise MissingFileError(f"{table} lists image {name!r} but no such image file is under {root}.", root / name)
     return {"image": images[name], "label": label, "patient_id": group, **extra}
-
-
-def _finish(
-    name: str,
-    root: Path,
-    items: list[dict[str, Any]],
-    task: str,
-    labels: dict[str, str],
-    description: str,
-    skipped: list[dict[str, str]],
-    fractions: Sequence[float],
-    seed: int,
-    skip_bad: bool,
-) -> dict:
-    """Split ``items`` by patient (stratified by label) and assemble the datalist."""
-    if not items:
-        raise EmptyDatasetError(f"{name}: no usable image under {root}.", root)
-    items = patient_split(items, fractions=fractions, seed=seed, stratify_key="label")
-    return make_datalist(name, root, items, task, labels, description, skipped if skip_bad or skipped else None)
 
 
 @register_datalist("ham10000")
@@ -134,7 +95,7 @@ def ham10000_datalist(
     """
     root = dataset_root(root)
     table = _find_table(root, ["HAM10000_metadata.csv", "HAM10000_metadata"])
-    images = _index_images(root, ["HAM10000_images_part_1", "HAM10000_images_part_2"])
+    images = index_files(root, ["HAM10000_images_part_1", "HAM10000_images_part_2"], _IMAGE_EXTS)
     codes = list(HAM10000_CLASSES)
     skipped: list[dict[str, str]] = []
     sink = skipped if skip_bad else None
@@ -150,7 +111,7 @@ def ham10000_datalist(
         except DataError as e:
             skip_or_raise(e, sink)
     labels = {str(i): f"{c}: {d}" for i, (c, d) in enumerate(HAM10000_CLASSES.items())}
-    return _finish(
+    return split_and_make_datalist(
         "ham10000",
         root,
         items,
@@ -197,7 +158,7 @@ def isic2019_datalist(
     meta = root / "ISIC_2019_Training_Metadata.csv"
     if meta.is_file():
         lesions = {r["image"].strip(): r["lesion_id"].strip() for r in read_table(meta, ["image", "lesion_id"])}
-    images = _index_images(root, ["ISIC_2019_Training_Input"])
+    images = index_files(root, ["ISIC_2019_Training_Input"], _IMAGE_EXTS)
     skipped: list[dict[str, str]] = []
     sink = skipped if skip_bad else None
     items = []
@@ -215,7 +176,7 @@ def isic2019_datalist(
         except DataError as e:
             skip_or_raise(e, sink)
     labels = {str(i): f"{c}: {d}" for i, (c, d) in enumerate(ISIC2019_CLASSES.items())}
-    return _finish(
+    return split_and_make_datalist(
         "isic2019",
         root,
         items,
@@ -256,7 +217,7 @@ def isic2020_datalist(
     root = dataset_root(root)
     names = ["train.csv", "ISIC_2020_Training_GroundTruth_v2.csv", "ISIC_2020_Training_GroundTruth.csv"]
     table = _find_table(root, names)
-    images = _index_images(root, ["jpeg/train", "train", "ISIC_2020_Training_JPEG"])
+    images = index_files(root, ["jpeg/train", "train", "ISIC_2020_Training_JPEG"], _IMAGE_EXTS)
     skipped: list[dict[str, str]] = []
     sink = skipped if skip_bad else None
     items = []
@@ -270,7 +231,7 @@ def isic2020_datalist(
         except DataError as e:
             skip_or_raise(e, sink)
     labels = {"0": "benign", "1": "malignant"}
-    return _finish(
+    return split_and_make_datalist(
         "isic2020",
         root,
         items,

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from monai_jepa.utils.fileio import atomic_write, atomic_write_text
+
 from .errors import (
     DataError,
     EmptyDatasetError,
@@ -777,18 +779,19 @@ def _check_item(
 
 def _write_report(report: Path, checked: int, skipped: list[dict]) -> None:
     report.parent.mkdir(parents=True, exist_ok=True)
-    tmp = report.with_name(report.name + ".tmp")
     fields = ["split", "index", "error", "path", "message"]
     if report.suffix.lower() == ".csv":
-        with open(tmp, "w", newline="") as f:
+
+        def _write_csv(f: Any) -> None:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             for row in skipped:
                 writer.writerow({k: row.get(k) for k in fields})
+
+        atomic_write(report, _write_csv, text=True)
     else:
         payload = {"checked": checked, "ok": checked - len(skipped), "skipped": skipped}
-        tmp.write_text(json.dumps(payload, indent=4, default=str) + "\n")
-    os.replace(tmp, report)
+        atomic_write_text(report, json.dumps(payload, indent=4, default=str) + "\n")
 
 
 def check_datalist(

@@ -22,7 +22,6 @@ Grade scales (task ``"ordinal"``):
 from __future__ import annotations
 
 import csv
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,8 +29,8 @@ from typing import Any
 
 from monai.utils import look_up_option
 
-from .datalist import dataset_root, make_datalist, patient_split, read_table, register_datalist, skip_or_raise
-from .errors import DataError, EmptyDatasetError, LayoutError, MissingFileError, UnreadableFileError
+from .datalist import dataset_root, index_files, read_table, register_datalist, skip_or_raise, split_and_make_datalist
+from .errors import DataError, LayoutError, MissingFileError, UnreadableFileError
 
 __all__ = ["ICDR_GRADES", "MESSIDOR1_GRADES", "eyepacs_datalist", "aptos2019_datalist", "messidor_datalist"]
 
@@ -51,25 +50,6 @@ MESSIDOR1_GRADES = {
     "3": "R3: >= 15 MA or >= 5 H or NV",
 }
 _IMAGE_EXTS = (".jpeg", ".jpg", ".png", ".tif", ".tiff")
-
-
-def _index_images(root: Path, folders: Sequence[str], exts: Sequence[str] = _IMAGE_EXTS) -> dict[str, str]:
-    """Map image stem -> path relative to ``root`` for the files under ``folders`` (all of ``root`` if none exists).
-
-    When one stem has several extensions, the earliest in ``exts`` wins.
-    """
-    dirs = [root / d for d in folders if (root / d).is_dir()] or [root]
-    rank = {e: i for i, e in enumerate(exts)}
-    found: dict[str, tuple[int, str]] = {}
-    for top in dirs:
-        for dirpath, _, files in os.walk(top):
-            for name in files:
-                stem, ext = os.path.splitext(name)
-                if ext.lower() in rank and not name.startswith("._"):
-                    rel = Path(dirpath, name).relative_to(root).as_posix()
-                    if stem not in found or rank[ext.lower()] < found[stem][0]:
-                        found[stem] = (rank[ext.lower()], rel)
-    return {stem: rel for stem, (_, rel) in found.items()}
 
 
 def _grade(value: str, table: Path, row: int, column: str, num_grades: int) -> int:
@@ -92,25 +72,6 @@ def _image_item(
     if stem not in images:
         raise MissingFileError(f"{table} lists image {name!r} but no such image file is under {root}.", root / name)
     return {"image": images[stem], "label": label, "patient_id": patient, **extra}
-
-
-def _finish(
-    name: str,
-    root: Path,
-    items: list[dict[str, Any]],
-    task: str,
-    labels: dict[str, str],
-    description: str,
-    skipped: list[dict[str, str]],
-    fractions: Sequence[float],
-    seed: int,
-    skip_bad: bool,
-) -> dict:
-    """Split ``items`` by patient (stratified by label) and assemble the datalist."""
-    if not items:
-        raise EmptyDatasetError(f"{name}: no usable image under {root}.", root)
-    items = patient_split(items, fractions=fractions, seed=seed, stratify_key="label")
-    return make_datalist(name, root, items, task, labels, description, skipped if skip_bad or skipped else None)
 
 
 @register_datalist("eyepacs")
@@ -155,7 +116,7 @@ def eyepacs_datalist(
     for table, folder, split in tables:
         if not table.is_file():
             continue
-        images = _index_images(root, [folder])
+        images = index_files(root, [folder], _IMAGE_EXTS)
         for i, row in enumerate(read_table(table, ["image", "level"]), start=2):
             name = row["image"].strip()
             match = re.fullmatch(r"(.+)_(left|right)", name)
@@ -169,7 +130,7 @@ def eyepacs_datalist(
             if split is not None:
                 item["split"] = split
             items.append(item)
-    return _finish(
+    return split_and_make_datalist(
         "eyepacs",
         root,
         items,
@@ -210,7 +171,7 @@ def aptos2019_datalist(
     table = root / "train.csv"
     if not table.is_file():
         raise MissingFileError(f"APTOS 2019: missing label table {table}.", table)
-    images = _index_images(root, ["train_images"])
+    images = index_files(root, ["train_images"], _IMAGE_EXTS)
     skipped: list[dict[str, str]] = []
     sink = skipped if skip_bad else None
     items = []
@@ -222,7 +183,7 @@ def aptos2019_datalist(
             )
         except DataError as e:
             skip_or_raise(e, sink)
-    return _finish(
+    return split_and_make_datalist(
         "aptos2019", root, items, "ordinal", ICDR_GRADES, "APTOS 2019 DR grading", skipped, fractions, seed, skip_bad
     )
 
@@ -296,7 +257,7 @@ def messidor_datalist(
             f"Messidor: no Messidor-2 'messidor_data.csv' / Messidor-1 'Annotation_Base*.csv' under {root}.",
             root,
         )
-    images = _index_images(root, [])
+    images = index_files(root, [], _IMAGE_EXTS)
     groups = _pair_groups(Path(pairs), set(images)) if pairs is not None else {}
     skipped: list[dict[str, str]] = []
     sink = skipped if skip_bad else None
@@ -333,4 +294,4 @@ def messidor_datalist(
         except DataError as e:
             skip_or_raise(e, sink)
     desc = "Messidor-2 DR grading (adjudicated ICDR grades)" if version == "2" else "Messidor-1 DR grading (R0-R3)"
-    return _finish("messidor", root, items, "ordinal", labels, desc, skipped, fractions, seed, skip_bad)
+    return split_and_make_datalist("messidor", root, items, "ordinal", labels, desc, skipped, fractions, seed, skip_bad)

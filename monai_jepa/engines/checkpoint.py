@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_jepa.engines.rng import capture_rng_state, restore_rng_state
 from monai_jepa.utils.dist import get_rank
+from monai_jepa.utils.fileio import atomic_torch_save, atomic_write_text
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -49,45 +49,6 @@ def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
             network = network.module
         else:
             return network
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through ``write(file)`` to a temporary file next to ``path``, fsync it, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` that never leaves a partial file at ``path``: the previous file stays intact on any failure.
-
-    The object is written to a temporary file in the same folder, flushed and fsync-ed, then atomically renamed with
-    ``os.replace``.
-
-    Args:
-        obj: what to save.
-        path: destination file.
-    """
-    _atomic_write(Path(path), lambda f: torch.save(obj, f))
 
 
 def latest_checkpoint(save_dir: str | os.PathLike, file_prefix: str = "checkpoint") -> Path | None:
@@ -233,7 +194,7 @@ class JEPACheckpointer:
         self.save_dir.mkdir(parents=True, exist_ok=True)
         path = self.checkpoint_path(iteration)
         atomic_torch_save(ckpt, path)
-        _atomic_write(self.pointer_file, lambda f: f.write(f"{path.name}\n".encode()))
+        atomic_write_text(self.pointer_file, f"{path.name}\n")
         self._last_saved_iteration = iteration
         self._prune(keep=path)
         self.logger.info(f"saved checkpoint '{path}' at iteration {iteration}.")

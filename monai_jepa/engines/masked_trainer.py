@@ -12,19 +12,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
-from monai.engines.utils import IterationEvents
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
 from monai_jepa.engines.rng import derive_seed
-from monai_jepa.engines.trainer import LeJEPATrainer, NonFiniteLossError
-from monai_jepa.utils.embedding import effective_rank, embedding_std
+from monai_jepa.engines.trainer import LeJEPATrainer
 
 __all__ = ["MaskedLatentTrainer"]
 
@@ -213,56 +209,21 @@ class MaskedLatentTrainer(LeJEPATrainer):
                     engine._memory_format_set = True
                 images = images.contiguous(memory_format=fmt)
 
-        acc, el = engine.accumulation_steps, engine.state.epoch_length
-        local_iter = (engine.state.iteration - 1) % el if el else engine.state.iteration - 1
-        should_zero_grad = local_iter % acc == 0
-        should_step = (local_iter + 1) % acc == 0 or (el is not None and local_iter + 1 == el)
+        def forward() -> list:
+            teacher_tokens = None if engine.teacher is None else engine.teacher(images)[0]
+            return engine.network(images, contexts, targets, teacher_tokens)
 
-        engine.network.train()
-        if should_zero_grad:
-            engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        autocast = (
-            torch.autocast(engine.state.device.type, **{"dtype": engine.amp_dtype, **engine.amp_kwargs})
-            if engine.amp
-            else contextlib.nullcontext()
-        )
-        no_sync = not should_step and isinstance(engine.network, torch.nn.parallel.DistributedDataParallel)
-        with engine.network.no_sync() if no_sync else contextlib.nullcontext():
-            with autocast:
-                teacher_tokens = None if engine.teacher is None else engine.teacher(images)[0]
-                outputs = engine.network(images, contexts, targets, teacher_tokens)
-            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+        def loss_terms(outputs: list) -> dict[str, torch.Tensor]:
             per_mask = []
             for out in outputs:
                 pred, tgt, pooled = (t.float() for t in out)
                 sig = [pooled] if engine.teacher is not None else [pooled, tgt.flatten(0, 1)]
                 per_mask.append(engine.loss_function.compute_terms(pred, tgt, sig))
-            terms = {k: torch.stack([torch.as_tensor(t[k]) for t in per_mask]).mean() for k in _TERMS}
-            engine.fire_event(IterationEvents.LOSS_COMPLETED)
-            values = {k: float(terms[k].detach()) for k in _TERMS}
-            if not math.isfinite(values["loss"]):
-                raise NonFiniteLossError(engine.state.iteration, engine.state.epoch, values)
-            loss = terms["loss"] / acc if acc > 1 else terms["loss"]
-            (engine.scaler.scale(loss) if engine.scaler is not None else loss).backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        if should_step:
-            if engine.scaler is not None:
-                engine.scaler.step(engine.optimizer)
-                engine.scaler.update()
-            else:
-                engine.optimizer.step()
-            if engine.teacher is not None:
-                engine.teacher.update()
+            return {k: torch.stack([torch.as_tensor(t[k]) for t in per_mask]).mean() for k in _TERMS}
 
-        if engine._health is None or (engine.state.iteration - 1) % engine.health_interval == 0:
-            z0 = outputs[0][2].detach().float()
-            nan = float("nan")
-            engine._health = (embedding_std(z0), effective_rank(z0)) if z0.shape[0] > 1 else (nan, nan)
-        engine.state.output = {
-            **values,
-            "lr": float(engine.optimizer.param_groups[0]["lr"]),
-            "embedding_std": engine._health[0],
-            "effective_rank": engine._health[1],
-        }
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
-        return engine.state.output
+        return engine._optimisation_step(forward, loss_terms, lambda outputs: outputs[0][2])
+
+    def _after_optimizer_step(self) -> None:
+        """Update the EMA teacher, when there is one."""
+        if self.teacher is not None:
+            self.teacher.update()

@@ -452,58 +452,94 @@ class LeJEPATrainer(SupervisedTrainer):
             raise ValueError(f"loss_function must return a Tensor or a dict with a 'loss' entry, got {type(out)}.")
         return dict(out)
 
+    def _after_optimizer_step(self) -> None:
+        """Called after each optimizer step (e.g. to update an EMA teacher); does nothing here."""
+
+    def _optimisation_step(
+        self,
+        forward: Callable[[], Any],
+        loss_terms: Callable[[Any], Mapping[str, Any]],
+        health_embedding: Callable[[Any], torch.Tensor],
+    ) -> dict[str, float]:
+        """The training part shared by the iterations: forward under autocast, loss, backward, optimizer step.
+
+        Handles gradient accumulation (zeroing and stepping on the right micro-batches, DDP ``no_sync`` between),
+        the ``GradScaler``, the non-finite loss check, the MONAI iteration events, the embedding health metrics
+        (every ``health_interval`` iterations) and the scalar output dict.
+
+        Args:
+            forward: the network pass, run under autocast when ``amp``; its output is given to the two others.
+            loss_terms: forward output -> a dict with ``"loss"`` (and ``"pred"``, ``"sigreg"`` when known), run
+                outside autocast.
+            health_embedding: forward output -> embeddings ``(B, D)`` whose spread and effective rank are logged.
+
+        Returns:
+            ``engine.state.output`` (see the class docstring).
+
+        Raises:
+            NonFiniteLossError: when the loss is NaN or infinite (before backward).
+        """
+        acc, el = self.accumulation_steps, self.state.epoch_length
+        local_iter = (self.state.iteration - 1) % el if el else self.state.iteration - 1
+        should_zero_grad = local_iter % acc == 0
+        should_step = (local_iter + 1) % acc == 0 or (el is not None and local_iter + 1 == el)
+
+        self.network.train()
+        if should_zero_grad:
+            self.optimizer.zero_grad(set_to_none=self.optim_set_to_none)
+        autocast = (
+            torch.autocast(self.state.device.type, **{"dtype": self.amp_dtype, **self.amp_kwargs})
+            if self.amp
+            else contextlib.nullcontext()
+        )
+        # DDP: accumulate locally and all-reduce the gradients only on the micro-batch that steps
+        no_sync = not should_step and isinstance(self.network, torch.nn.parallel.DistributedDataParallel)
+        with self.network.no_sync() if no_sync else contextlib.nullcontext():
+            with autocast:
+                outputs = forward()
+            self.fire_event(IterationEvents.FORWARD_COMPLETED)
+            terms = loss_terms(outputs)
+            self.fire_event(IterationEvents.LOSS_COMPLETED)
+            values = {
+                k: float(torch.as_tensor(terms.get(k, float("nan"))).detach()) for k in ("loss", "pred", "sigreg")
+            }
+            if not math.isfinite(values["loss"]):
+                raise NonFiniteLossError(self.state.iteration, self.state.epoch, values)
+            loss = terms["loss"] / acc if acc > 1 else terms["loss"]
+            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        self.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        if should_step:
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self._after_optimizer_step()
+
+        if self._health is None or (self.state.iteration - 1) % self.health_interval == 0:
+            z0 = health_embedding(outputs).detach().float()
+            nan = float("nan")
+            self._health = (embedding_std(z0), effective_rank(z0)) if z0.shape[0] > 1 else (nan, nan)
+        self.state.output = {
+            **values,
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
+            "embedding_std": self._health[0],
+            "effective_rank": self._health[1],
+        }
+        self.fire_event(IterationEvents.MODEL_COMPLETED)
+        return self.state.output
+
     def _iteration(self, engine: LeJEPATrainer, batchdata: Any) -> dict[str, float]:  # type: ignore[override]
         """One LeJEPA step on ``batchdata``; returns the scalar output dict (see the class docstring)."""
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
         global_views, local_views = engine._get_views(batchdata)
 
-        acc, el = engine.accumulation_steps, engine.state.epoch_length
-        local_iter = (engine.state.iteration - 1) % el if el else engine.state.iteration - 1
-        should_zero_grad = local_iter % acc == 0
-        should_step = (local_iter + 1) % acc == 0 or (el is not None and local_iter + 1 == el)
+        def forward() -> tuple[torch.Tensor, torch.Tensor | None]:
+            z_global = engine._encode(global_views)
+            return z_global, engine._encode(local_views) if local_views is not None else None
 
-        engine.network.train()
-        if should_zero_grad:
-            engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        autocast = (
-            torch.autocast(engine.state.device.type, **{"dtype": engine.amp_dtype, **engine.amp_kwargs})
-            if engine.amp
-            else contextlib.nullcontext()
-        )
-        # DDP: accumulate locally and all-reduce the gradients only on the micro-batch that steps
-        no_sync = not should_step and isinstance(engine.network, torch.nn.parallel.DistributedDataParallel)
-        with engine.network.no_sync() if no_sync else contextlib.nullcontext():
-            with autocast:
-                z_global = engine._encode(global_views)
-                z_local = engine._encode(local_views) if local_views is not None else None
-            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
-            terms = engine._loss_terms(z_global.float(), None if z_local is None else z_local.float())
-            engine.fire_event(IterationEvents.LOSS_COMPLETED)
-            values = {
-                k: float(torch.as_tensor(terms.get(k, float("nan"))).detach()) for k in ("loss", "pred", "sigreg")
-            }
-            if not math.isfinite(values["loss"]):
-                raise NonFiniteLossError(engine.state.iteration, engine.state.epoch, values)
-            loss = terms["loss"] / acc if acc > 1 else terms["loss"]
-            (engine.scaler.scale(loss) if engine.scaler is not None else loss).backward()
-        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
-        if should_step:
-            if engine.scaler is not None:
-                engine.scaler.step(engine.optimizer)
-                engine.scaler.update()
-            else:
-                engine.optimizer.step()
+        def loss_terms(z: tuple[torch.Tensor, torch.Tensor | None]) -> dict[str, torch.Tensor]:
+            return engine._loss_terms(z[0].float(), None if z[1] is None else z[1].float())
 
-        if engine._health is None or (engine.state.iteration - 1) % engine.health_interval == 0:
-            z0 = z_global[0].detach().float()
-            nan = float("nan")
-            engine._health = (embedding_std(z0), effective_rank(z0)) if z0.shape[0] > 1 else (nan, nan)
-        engine.state.output = {
-            **values,
-            "lr": float(engine.optimizer.param_groups[0]["lr"]),
-            "embedding_std": engine._health[0],
-            "effective_rank": engine._health[1],
-        }
-        engine.fire_event(IterationEvents.MODEL_COMPLETED)
-        return engine.state.output
+        return engine._optimisation_step(forward, loss_terms, lambda z: z[0][0])

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import math
@@ -20,14 +19,15 @@ import os
 import platform
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
 from monai.utils import optional_import
+
+from monai_jepa.utils.fileio import atomic_write, atomic_write_text
 
 Figure, _ = optional_import("matplotlib.figure", name="Figure")
 FigureCanvasAgg, _ = optional_import("matplotlib.backends.backend_agg", name="FigureCanvasAgg")
@@ -90,21 +90,6 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write through ``write(file)`` to a temporary file next to ``path``, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def _fmt(value: Any, std: Any = None) -> str:
@@ -257,7 +242,7 @@ def plot_label_efficiency(
     ax.set_title(title or "Label efficiency")
     fig.tight_layout()
     path = Path(path)
-    _atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
     return path
 
 
@@ -279,7 +264,7 @@ def write_report(
     eval_dir.mkdir(parents=True, exist_ok=True)
     safe = json_safe(list(records))
     paths = {"metrics": eval_dir / "metrics.json", "report": eval_dir / "report.md"}
-    _atomic_write(paths["metrics"], lambda f: f.write((json.dumps(safe, indent=2, allow_nan=False) + "\n").encode()))
-    _atomic_write(paths["report"], lambda f: f.write(format_report(safe, title).encode()))
+    atomic_write_text(paths["metrics"], json.dumps(safe, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(paths["report"], format_report(safe, title))
     paths["plot"] = plot_label_efficiency(safe, eval_dir / "label_efficiency.png", title)
     return paths

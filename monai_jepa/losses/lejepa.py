@@ -22,6 +22,13 @@ from monai_jepa.losses.sigreg import SIGReg
 __all__ = ["LeJEPALoss"]
 
 
+def _check_lamb(lamb: float) -> float:
+    """The trade-off ``lamb`` as a float, checked to lie in [0, 1]."""
+    if not 0.0 <= lamb <= 1.0:
+        raise ValueError(f"lamb must lie in [0, 1], got {lamb}.")
+    return float(lamb)
+
+
 def _as_views(views: torch.Tensor | Sequence[torch.Tensor], name: str) -> torch.Tensor:
     """Stack a sequence of (N, K) projections, or check a (V, N, K) tensor."""
     if not isinstance(views, torch.Tensor):
@@ -72,9 +79,7 @@ class LeJEPALoss(nn.Module):
         distributed: bool = True,
     ) -> None:
         super().__init__()
-        if not 0.0 <= lamb <= 1.0:
-            raise ValueError(f"lamb must lie in [0, 1], got {lamb}.")
-        self.lamb = float(lamb)
+        self.lamb = _check_lamb(lamb)
         self.sigreg = SIGReg(num_slices, num_knots, t_max, seed, distributed)
 
     def compute_terms(

@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from monai.utils import look_up_option
 
+from monai_jepa.losses.lejepa import _check_lamb
 from monai_jepa.losses.sigreg import SIGReg
 
 __all__ = ["MaskedLatentLoss", "EMATeacher", "masked_latent_step"]
@@ -87,11 +88,9 @@ class MaskedLatentLoss(nn.Module):
         distributed: bool = True,
     ) -> None:
         super().__init__()
-        if not 0.0 <= lamb <= 1.0:
-            raise ValueError(f"lamb must lie in [0, 1], got {lamb}.")
+        self.lamb = _check_lamb(lamb)
         if not smooth_l1_beta > 0:
             raise ValueError(f"smooth_l1_beta must be > 0, got {smooth_l1_beta}.")
-        self.lamb = float(lamb)
         self.loss = look_up_option(loss, SUPPORTED_LOSSES)
         self.normalize_targets = normalize_targets
         self.stop_gradient = stop_gradient

@@ -44,6 +44,8 @@ from monai.transforms import MapTransform, Randomizable, Transform
 from monai.utils import look_up_option
 from monai.utils.misc import MAX_SEED
 
+from monai_jepa.transforms.views import _check_range
+
 __all__ = [
     "MASK_PRESETS",
     "MaskGenerator",
@@ -86,17 +88,6 @@ def _check_grid(grid_size: Sequence[int]) -> tuple[int, ...]:
     if math.prod(grid) < 2:
         raise ValueError(f"`grid_size` must hold at least 2 tokens, got {grid_size!r}.")
     return tuple(int(g) for g in grid)
-
-
-def _check_range(value: Sequence[float], name: str, high: float = math.inf) -> tuple[float, float]:
-    """Validate a ``(min, max)`` pair with ``0 < min <= max <= high``."""
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a pair (min, max) of numbers, got {value!r}.") from None
-    if not 0.0 < lo <= hi <= high:
-        raise ValueError(f"`{name}` must satisfy 0 < min <= max <= {high}, got {value!r}.")
-    return lo, hi
 
 
 def _check_count(value: int | None, name: str) -> int | None:

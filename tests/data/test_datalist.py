@@ -27,6 +27,7 @@ from monai_jepa.data.datalist import (
     build_datalist,
     check_no_patient_leak,
     encode_labels,
+    index_files,
     list_datalists,
     make_datalist,
     normalize_split,
@@ -34,6 +35,7 @@ from monai_jepa.data.datalist import (
     read_table,
     register_datalist,
     skip_or_raise,
+    split_and_make_datalist,
     write_datalist,
 )
 from monai_jepa.data.errors import EmptyDatasetError, LayoutError, MissingFileError, UnreadableFileError
@@ -230,3 +232,35 @@ def test_builder_import_skips_only_missing_modules(monkeypatch):
     monkeypatch.setattr(dl.importlib, "import_module", broken)
     with pytest.raises(ImportError, match="dependency of monai_jepa.data.demo"):
         dl._import_builders()
+
+
+def test_index_files_prefers_earlier_suffix_and_falls_back_to_root(tmp_path):
+    for rel in ("imgs/a.png", "imgs/a.JPG", "imgs/sub/b.png", "imgs/._c.png", "imgs/d.txt", "other/e.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    assert index_files(tmp_path, ["imgs", "missing"], (".jpg", ".png")) == {"a": "imgs/a.JPG", "b": "imgs/sub/b.png"}
+    assert index_files(tmp_path, ["imgs"], (".png", ".jpg"))["a"] == "imgs/a.png"
+    # no listed folder exists: all of root is searched
+    assert index_files(str(tmp_path), ["missing"], (".png",)) == {
+        "a": "imgs/a.png",
+        "b": "imgs/sub/b.png",
+        "e": "other/e.png",
+    }
+
+
+def test_split_and_make_datalist(tmp_path):
+    items = [{"image": f"{i}.png", "label": i % 2, "patient_id": f"p{i // 2}"} for i in range(20)]
+    out = split_and_make_datalist(
+        "toy", tmp_path, items, "binary", ["a", "b"], "toy set", [], (0.6, 0.2, 0.2), 0, False
+    )
+    assert sum(len(out[s]) for s in SPLITS) == 20 and "skipped" not in out
+    check_no_patient_leak(out)
+    skipped = [{"path": "x.png", "reason": "missing"}]
+    out = split_and_make_datalist("toy", tmp_path, items, "binary", None, "", skipped, (0.6, 0.2, 0.2), 0, False)
+    assert out["skipped"] == skipped
+    assert (
+        split_and_make_datalist("toy", tmp_path, items, "binary", None, "", [], (0.6, 0.2, 0.2), 0, True)["skipped"]
+        == []
+    )
+    with pytest.raises(EmptyDatasetError, match="toy: no usable image"):
+        split_and_make_datalist("toy", tmp_path, [], "binary", None, "", [], (0.6, 0.2, 0.2), 0, False)
