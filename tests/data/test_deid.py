@@ -464,3 +464,28 @@ def test_paths_are_checked_before_writing(tmp_path):
     assert pydicom.dcmread(tmp_path / "ct.dcm").SOPInstanceUID == first
     anonymize(src, tmp_path / "ct.dcm", salt="other", overwrite=True)
     assert pydicom.dcmread(tmp_path / "ct.dcm").SOPInstanceUID != first
+
+
+@pytest.mark.filterwarnings("ignore:NvImgCodecPydicomReader")
+@pytest.mark.parametrize("folder", [SAMPLES, BRAIN], ids=["dicom_samples", "tcia_brain_tumor_progression"])
+def test_command_line_output_passes_the_checks(tmp_path, folder):
+    """`python -m monai_jepa anonymize` (the same entry point, in-process) on the real data passes every check."""
+    from monai.transforms import LoadImage
+
+    from monai_jepa.cli import main
+
+    src = _require(folder)
+    out = tmp_path / "anon"
+    assert main(["anonymize", str(src), str(out), "--salt", SALT, "--report_csv", str(tmp_path / "r.csv")]) == 0
+    originals = _read_all(src)
+    assert sorted(_read_all(out)) == sorted(originals)
+    for rel, orig in originals.items():
+        anon = pydicom.dcmread(out / rel)
+        _assert_deidentified(orig, anon, str(rel))
+        assert anon.PixelData == orig.PixelData, rel
+    if folder == BRAIN:
+        loader = LoadImage(reader="PydicomReader", image_only=True)
+        for series in sorted({rel.parent for rel in originals}):
+            a, b = loader(str(src / series)), loader(str(out / series))
+            np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
+            np.testing.assert_allclose(np.asarray(b.affine), np.asarray(a.affine))
