@@ -42,7 +42,7 @@ random_init.load_state_dict(model.state_dict())
 loss_fn = LeJEPALoss(lamb=0.05, num_slices=256)
 views = BatchMultiView(num_global=2, num_local=4, seed=0)
 opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=5e-4)
-sched = warmup_cosine(opt, warmup_steps=10, total_steps=int(args.minutes * 150))  # ~0.4 s per step on 2 CPU cores
+sched = warmup_cosine(opt, warmup_steps=10, total_steps=max(20, int(args.minutes * 150)))  # ~0.4 s per step on 2 cores
 
 
 def embed(net, x):  # (N, 1, H, W) -> (N, embed_dim)
