@@ -41,6 +41,7 @@ from .datalist import (
 )
 from .deid import DeidContext, anonymize, anonymize_dataset
 from .demo import DemoDataset, make_demo_images
+from .demo3d import brats_dir_or_demo, make_demo_brats
 from .errors import (
     BurnedInAnnotationError,
     DataError,

@@ -1,0 +1,121 @@
+# Copyright (c) monai_jepa contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The BraTS masked-latent (V-JEPA style) bundle: files, workflow properties, and a tiny end-to-end training run from
+the repository root on synthetic demo data that writes only inside its output folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "brats_vjepa"
+CONFIGS = BUNDLE / "configs"
+TRAIN, INFER = "bundles/brats_vjepa/configs/train.json", "bundles/brats_vjepa/configs/inference.json"
+# tiny settings: 3 demo cases of 32^3, 16^3 crops (2x2x2 tokens of 8^3), a 1-layer encoder and predictor, 2 epochs
+TINY = [
+    "--demo_num_cases", "3", "--demo_size", "[32,32,32]", "--roi_size", "[16,16,16]", "--num_layers", "1",
+    "--predictor_depth", "1", "--hidden_size", "24", "--predictor_dim", "24", "--max_epochs", "2", "--batch_size", "2",
+    "--log_interval", "1", "--mask_block_scale", "[0.2,0.3]", "--num_mask_blocks", "1",
+]  # fmt: skip
+_ARTIFACT = re.compile(r"(events\.out\.tfevents.*|.*\.pt|checkpoint_latest\.txt|datalist\.json|.*\.nii\.gz)")
+_SKIP_DIRS = {".git", "__pycache__", ".pytest_cache"}
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+
+
+def _artifacts() -> set[str]:
+    found = set()
+    for root, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
+        found |= {os.path.join(root, f) for f in files if _ARTIFACT.fullmatch(f)}
+    return found
+
+
+def test_bundle_files():
+    meta = json.loads((CONFIGS / "metadata.json").read_text())
+    for key in ("version", "monai_version", "pytorch_version", "numpy_version", "required_packages_version", "task"):
+        assert meta.get(key), key
+    assert meta["version"] in meta["changelog"]
+    image = meta["network_data_format"]["inputs"]["image"]
+    assert (image["modality"], image["num_channels"]) == ("MR", 4)
+    for name in ("metadata", "train", "inference"):
+        text = (CONFIGS / f"{name}.json").read_text()
+        assert text == json.dumps(json.loads(text), indent=4) + "\n"
+    assert (BUNDLE / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
+    assert "python -m monai.bundle run" in (BUNDLE / "docs" / "README.md").read_text()
+
+
+def test_train_properties(tmp_path):
+    from monai.bundle import ConfigWorkflow
+
+    out = tmp_path / "out"
+    wf = ConfigWorkflow(config_file=TRAIN, workflow_type="train", logging_file=False, output_dir=str(out))
+    wf.initialize()
+    assert wf.check_properties() == []
+    assert Path(wf.bundle_root) == BUNDLE
+    assert wf.parser["run"] == wf.parser["training"]
+    default = ConfigWorkflow(config_file=TRAIN, workflow_type="train", logging_file=False)
+    default.initialize()
+    assert Path(default.parser.get_parsed_content("output_dir")) == BUNDLE / "outputs"
+    infer = ConfigWorkflow(
+        config_file=INFER, workflow_type="infer", logging_file=False, output_dir=str(out), load_pretrain=False
+    )
+    infer.initialize()
+    assert infer.check_properties() == []
+    assert infer.parser.get_parsed_content("checkpoint") == f"{out}/models/model.pt"
+    # defaults: 4-channel 3D ViT on 32^3 crops, 8^3 patches -> a 4x4x4 token grid, masks on that grid
+    enc = default.parser.get_parsed_content("encoder", instantiate=True)
+    assert enc.grid_size == (4, 4, 4)
+    masks = default.parser.get_parsed_content("train#masks", instantiate=True)
+    assert masks.grid_size == (4, 4, 4) and masks.span_axis0 is False
+
+
+def test_tiny_training_run_from_repository_root(tmp_path):
+    out = tmp_path / "out"
+    before = _artifacts()
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", TRAIN, "--output_dir", str(out), *TINY]
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=240)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert "SYNTHETIC" in log
+    assert _artifacts() == before  # nothing written outside output_dir
+    assert len(list((out / "demo_data").glob("BraTS2021_*/*_flair.nii.gz"))) == 3
+    losses = [float(v) for v in re.findall(r"loss: ([-+0-9.eE]+|nan|inf)", log)]
+    assert losses and all(math.isfinite(v) for v in losses), log[-2000:]
+    state = torch.load(out / "models" / "model.pt", weights_only=True)
+    # the 3D patch embedding: a (hidden, 4 sequences, 8, 8, 8) convolution
+    assert any(tuple(v.shape) == (24, 4, 8, 8, 8) for k, v in state.items() if k.startswith("encoder."))
+    assert any(k.startswith("predictor.") for k in state)
+    assert (out / "models" / "checkpoint_latest.txt").is_file() and list(out.glob("events.out.tfevents*"))
+
+    # inference: pooled encoder features of the test cases, from the exported weights, named by case
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", INFER, "--output_dir", str(out), *TINY]
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert _artifacts() == before
+    test_cases = [i["case_id"] for i in json.loads((out / "datalist.json").read_text())["test"]]
+    feats = np.load(out / "inference" / "embeddings.npy")
+    assert feats.shape == (len(test_cases), 24) and np.isfinite(feats).all()
+    with open(out / "inference" / "embeddings.csv") as f:
+        assert [row["id"] for row in csv.DictReader(f)] == test_cases
