@@ -19,7 +19,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["monai_jepa", "monai_jepa.*"]),
     install_requires=[
-        "torch>=2.4",
+        "torch>=2.6",
         "monai>=1.5,<1.7",
         "pytorch-ignite>=0.4.11",
         "numpy>=1.26,<3",
