@@ -32,7 +32,6 @@ Exactness and speed:
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 import torch.nn as nn
