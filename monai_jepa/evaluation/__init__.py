@@ -35,6 +35,7 @@ from .protocols import (
     summarize_runs,
 )
 from .report import format_report, json_safe, plot_label_efficiency, run_provenance, write_report
+from .segmentation import evaluate_segmentation, fine_tune_segmentation, segmentation_label_sweep
 from .suite import DEFAULT_PROTOCOLS, EvaluationSuite, load_checkpoint_state, reinit_factory
 
 __all__ = [
@@ -54,9 +55,11 @@ __all__ = [
     "data_labels",
     "data_length",
     "embed_batch",
+    "evaluate_segmentation",
     "extract_features",
     "few_shot",
     "fine_tune",
+    "fine_tune_segmentation",
     "format_report",
     "infer_num_classes",
     "json_safe",
@@ -71,6 +74,7 @@ __all__ = [
     "predict_scores",
     "reinit_factory",
     "run_provenance",
+    "segmentation_label_sweep",
     "split_batch",
     "standardize",
     "stratified_subset",
