@@ -67,3 +67,12 @@ from .presets import (
     rgb_preset,
 )
 from .sources import ImageSource, detect_source_kind, resolve_image_source
+from .volume_sources import (
+    VOLUME_SOURCE_KINDS,
+    LoadVolumed,
+    VolumeSource,
+    detect_volume_source_kind,
+    resolve_volume_source,
+    volume_datalist,
+    volume_preprocessing,
+)
