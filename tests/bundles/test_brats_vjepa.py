@@ -28,7 +28,7 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "brats_vjepa"
 CONFIGS = BUNDLE / "configs"
-TRAIN, INFER = "bundles/brats_vjepa/configs/train.json", "bundles/brats_vjepa/configs/inference.json"
+TRAIN, INFER = "bundles/brats_vjepa/configs/train.json", "bundles/brats_vjepa/configs/embed.json"
 # tiny settings: 3 demo cases of 32^3, 16^3 crops (2x2x2 tokens of 8^3), a 1-layer encoder and predictor, 2 epochs
 TINY = [
     "--demo_num_cases", "3", "--demo_size", "[32,32,32]", "--roi_size", "[16,16,16]", "--num_layers", "1",
@@ -59,7 +59,7 @@ def test_bundle_files():
     assert meta["version"] in meta["changelog"]
     image = meta["network_data_format"]["inputs"]["image"]
     assert (image["modality"], image["num_channels"]) == ("MR", 4)
-    for name in ("metadata", "train", "inference"):
+    for name in ("metadata", "train", "inference", "embed", "segment"):
         text = (CONFIGS / f"{name}.json").read_text()
         assert text == json.dumps(json.loads(text), indent=4) + "\n"
     assert (BUNDLE / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
@@ -85,9 +85,10 @@ def test_train_properties(tmp_path):
     assert infer.check_properties() == []
     assert infer.parser.get_parsed_content("checkpoint") == f"{out}/models/model.pt"
     # defaults: 4-channel 3D ViT on 32^3 crops, 8^3 patches -> a 4x4x4 token grid, masks on that grid
-    enc = default.parser.get_parsed_content("encoder", instantiate=True)
-    assert enc.grid_size == (4, 4, 4)
-    masks = default.parser.get_parsed_content("train#masks", instantiate=True)
+    # (built from the workflow with an output_dir: building the encoder resolves the data, writing the demo volumes)
+    enc = wf.parser.get_parsed_content("encoder", instantiate=True)
+    assert enc.grid_size == (4, 4, 4) and enc.in_channels == 4
+    masks = wf.parser.get_parsed_content("train#masks", instantiate=True)
     assert masks.grid_size == (4, 4, 4) and masks.span_axis0 is False
 
 
@@ -109,13 +110,13 @@ def test_tiny_training_run_from_repository_root(tmp_path):
     assert any(k.startswith("predictor.") for k in state)
     assert (out / "models" / "checkpoint_latest.txt").is_file() and list(out.glob("events.out.tfevents*"))
 
-    # inference: pooled encoder features of the test cases, from the exported weights, named by case
+    # embeddings: pooled encoder features of the test cases, from the exported weights, named by case
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", INFER, "--output_dir", str(out), *TINY]
     proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert _artifacts() == before
     test_cases = [i["case_id"] for i in json.loads((out / "datalist.json").read_text())["test"]]
-    feats = np.load(out / "inference" / "embeddings.npy")
+    feats = np.load(out / "embeddings" / "embeddings.npy")
     assert feats.shape == (len(test_cases), 24) and np.isfinite(feats).all()
-    with open(out / "inference" / "embeddings.csv") as f:
+    with open(out / "embeddings" / "embeddings.csv") as f:
         assert [row["id"] for row in csv.DictReader(f)] == test_cases
