@@ -14,7 +14,7 @@ from .checkpoint import JEPACheckpointer, atomic_torch_save, latest_checkpoint, 
 from .monitoring import JEPAProgressBar, attach_tensorboard, jepa_scalars
 from .rng import capture_rng_state, derive_seed, restore_rng_state, seed_global_rngs
 from .schedulers import warmup_cosine
-from .trainer import OUTPUT_KEYS, LeJEPATrainer, NonFiniteLossError
+from .trainer import OUTPUT_KEYS, LeJEPATrainer, NonFiniteLossError, plain_tensor
 
 __all__ = [
     "JEPACheckpointer",
@@ -28,6 +28,7 @@ __all__ = [
     "derive_seed",
     "jepa_scalars",
     "latest_checkpoint",
+    "plain_tensor",
     "restore_rng_state",
     "seed_global_rngs",
     "unwrap_network",

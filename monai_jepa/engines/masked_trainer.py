@@ -20,7 +20,7 @@ from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
 from monai_jepa.engines.rng import derive_seed
-from monai_jepa.engines.trainer import LeJEPATrainer
+from monai_jepa.engines.trainer import LeJEPATrainer, plain_tensor
 
 __all__ = ["MaskedLatentTrainer"]
 
@@ -167,7 +167,7 @@ class MaskedLatentTrainer(LeJEPATrainer):
         if not isinstance(batchdata, Mapping) or self.image_key not in batchdata:
             keys = list(batchdata) if isinstance(batchdata, Mapping) else type(batchdata).__name__
             raise ValueError(f"the batch must be a dict with the images under '{self.image_key}', got {keys}.")
-        images = torch.as_tensor(batchdata[self.image_key]).to(device, **kw)
+        images = plain_tensor(batchdata[self.image_key]).to(device, **kw)
         b = images.shape[0]
         if self.mask_fns:
             pairs: list = []

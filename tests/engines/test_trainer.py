@@ -247,3 +247,14 @@ def test_errors():
         _trainer(_batches(2, 2), net=torch.nn.Conv2d(1, 3, 1)).run()
     with pytest.raises(ValueError, match="same batch size"):
         _trainer([{"image_global": torch.rand(2, 2, 1, 4, 4), "image_local": torch.rand(2, 3, 1, 2, 2)}]).run()
+
+
+def test_plain_tensor_drops_metatensor_metadata():
+    from monai.data import MetaTensor
+
+    from monai_jepa.engines import plain_tensor
+
+    meta = MetaTensor(torch.arange(6.0).reshape(1, 6), affine=torch.eye(4) * 2)
+    out = plain_tensor(meta)
+    assert type(out) is torch.Tensor and torch.equal(out, torch.arange(6.0).reshape(1, 6))
+    assert type(plain_tensor([1.0, 2.0])) is torch.Tensor
