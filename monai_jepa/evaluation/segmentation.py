@@ -64,6 +64,7 @@ def fine_tune_segmentation(
     amp: bool = False,
     seed: int = 0,
     log_every: int = 0,
+    lr_scales: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """
     Train ``network`` for exactly ``steps`` optimiser steps on whole labelled volumes.
@@ -88,6 +89,9 @@ def fine_tune_segmentation(
         amp: bf16 autocast for the forward pass (the loss is computed in float32).
         seed: seed of the data order and the flips (the network is initialised by the caller).
         log_every: print the loss every this many steps (0: never).
+        lr_scales: ``{parameter-name prefix: factor}``: parameters whose name starts with a prefix train at
+            ``learning_rate * factor`` (e.g. ``{"encoder.": 0.1}`` for a gentler update of a pretrained encoder; the
+            first matching prefix wins); the others at ``learning_rate``.
 
     Returns:
         ``{"steps", "seconds", "final_loss" (mean of the last 10 steps), "losses" (per step), "num_labelled"}``.
@@ -99,8 +103,13 @@ def fine_tune_segmentation(
         )
     device = torch.device(device)
     network.to(device).train()
-    params = [p for p in network.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    for name, param in network.named_parameters():
+        if param.requires_grad:
+            factor = next((float(f) for k, f in (lr_scales or {}).items() if name.startswith(k)), 1.0)
+            groups.setdefault(factor, []).append(param)
+    param_groups = [{"params": ps, "lr": learning_rate * f} for f, ps in groups.items()]
+    optimizer = torch.optim.AdamW(param_groups, lr=learning_rate, weight_decay=weight_decay)
     warmup = max(0, min(steps - 1, int(0.05 * steps) if warmup_steps is None else int(warmup_steps)))
     scheduler = warmup_cosine(optimizer, warmup_steps=warmup, total_steps=steps)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)

@@ -128,3 +128,13 @@ def test_bad_inputs_are_named():
         segmentation_label_sweep({"a": _tiny_net}, _blob_items(2, 0), _blob_items(1, 1), [9], 2, steps=1, log=None)
     with pytest.raises(ValueError, match="class_names"):
         evaluate_segmentation(_tiny_net(), _blob_items(1, 0), 2, class_names=["a", "b"])
+
+
+def test_lr_scales_give_parameter_groups_their_own_rate():
+    torch.manual_seed(0)
+    net = _tiny_net()
+    frozen = {k: v.clone() for k, v in net.state_dict().items()}
+    fine_tune_segmentation(net, _blob_items(2, 0), 2, steps=3, learning_rate=1e-2, lr_scales={"0.": 0.0})
+    after = net.state_dict()
+    assert torch.equal(after["0.weight"], frozen["0.weight"]) and torch.equal(after["0.bias"], frozen["0.bias"])
+    assert not torch.equal(after["2.weight"], frozen["2.weight"])
