@@ -47,6 +47,7 @@ def main() -> None:
     p.add_argument("--finetune_epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log_every", type=int, default=100)
+    p.add_argument("--tag", default="", help="name of the output folder and file (default: the objective)")
     args = p.parse_args()
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = load("train"), load("val"), load("test")
     ekw = {"patch_size": args.patch, "hidden": args.hidden, "layers": args.layers, "heads": args.heads}
@@ -57,7 +58,8 @@ def main() -> None:
                                              "global_scale": (0.4, 1.0), "local_scale": (0.1, 0.4)},
                                 flip_axes=(0, 1, 2))  # fmt: skip
     pretrain_seconds = time.perf_counter() - t0
-    out = OUT / args.objective
+    tag = args.tag or args.objective
+    out = OUT / tag
     suite = EvaluationSuite(
         model=encoder, train_data=(x_tr, y_tr), val_data=(x_va, y_va), test_data=(x_te, y_te), task="binary",
         output_dir=out, dataset_name="adrenalmnist3d", protocols=args.protocols, finetune_fractions=(1.0,),
@@ -69,7 +71,7 @@ def main() -> None:
     payload = {"objective": args.objective, "steps": args.steps, "batch_size": args.batch_size, "encoder": ekw,
                "pretrain_seconds": pretrain_seconds, "history": history, "records": records,
                "provenance": provenance()}  # fmt: skip
-    atomic_write_text(OUT / f"run_{args.objective}.json", json.dumps(payload, indent=4, default=str) + "\n")
+    atomic_write_text(OUT / f"run_{tag}.json", json.dumps(payload, indent=4, default=str) + "\n")
     for r in records:
         print(r["method"], r["protocol"], r.get("probe"), f"auc={r.get('auc'):.4f} acc={r.get('acc'):.4f}")
 
