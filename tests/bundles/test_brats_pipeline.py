@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from tests.bundles._repo import bundle_env, find_artifacts
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "brats_vjepa"
@@ -44,26 +45,13 @@ _ARTIFACT = re.compile(
 _SKIP_DIRS = {".git", "__pycache__", ".pytest_cache"}
 
 
-def _env() -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-
-
 def _bundle_cmd(*args: str, launcher: tuple[str, ...] = (), timeout: int = 240) -> str:
     """Run ``python [launcher] -m monai.bundle run args`` from the repository root; return stdout + stderr."""
     cmd = [sys.executable, *launcher, "-m", "monai.bundle", "run", *args]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=REPO, env=bundle_env(), capture_output=True, text=True, timeout=timeout)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{out[-4000:]}"
     return out
-
-
-def _artifacts() -> set[str]:
-    found = set()
-    for root, dirs, files in os.walk(REPO):
-        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
-        found |= {os.path.join(root, f) for f in files if _ARTIFACT.fullmatch(f)}
-    return found
 
 
 def _workflow(config_file, workflow_type: str | None, **override):
@@ -125,12 +113,12 @@ def test_train_properties_and_channels_follow_the_data(tmp_path):
 
 def test_segmentation_pipeline_on_demo_data(tmp_path):
     out = tmp_path / "seg"
-    before = _artifacts()
+    before = find_artifacts(_ARTIFACT, _SKIP_DIRS)
     train_log = _bundle_cmd("training", "--config_file", TRAIN, "--output_dir", str(out), *TINY, *DEMO)
     evaluate = ["--eval_seg_label_counts", "[1,None]", "--eval_seg_steps", "2"]
     eval_log = _bundle_cmd("evaluating", "--config_file", f"['{TRAIN}','{EVALUATE}']", "--output_dir", str(out),
                            *TINY, *DEMO, *evaluate)  # fmt: skip
-    assert _artifacts() == before  # nothing written outside the output folder
+    assert find_artifacts(_ARTIFACT, _SKIP_DIRS) == before  # nothing written outside the output folder
     assert "NO REAL DATA" in train_log and "SYNTHETIC" in eval_log
     assert (out / "models" / "model.pt").is_file()
     records = json.loads((out / "eval" / "metrics.json").read_text())

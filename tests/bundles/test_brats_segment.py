@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+
+from tests.bundles._repo import bundle_env, find_artifacts
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "bundles" / "brats_vjepa" / "configs"
@@ -46,22 +47,9 @@ _ARTIFACT = re.compile(r"(events\.out\.tfevents.*|.*\.pt|checkpoint_latest\.txt|
 _SKIP_DIRS = {".git", "__pycache__", ".pytest_cache", "benchmarks"}  # benchmarks/: results of other runs
 
 
-def _env() -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-
-
-def _artifacts() -> set[str]:
-    found = set()
-    for root, dirs, files in os.walk(REPO):
-        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
-        found |= {os.path.join(root, f) for f in files if _ARTIFACT.fullmatch(f)}
-    return found
-
-
 def _run(*args: str, timeout: int = 180) -> str:
     cmd = [sys.executable, "-m", "monai.bundle", *args]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=REPO, env=bundle_env(), capture_output=True, text=True, timeout=timeout)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     return log
@@ -90,7 +78,7 @@ def _write_flipped_case(src: Path, case: str, dst_root: Path) -> Path:
 def pipeline(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("brats_segment")
     out = tmp / "out"
-    before = _artifacts()
+    before = find_artifacts(_ARTIFACT, _SKIP_DIRS)
     _run("run", "training", "--config_file", TRAIN, "--output_dir", str(out), *TINY)
     config = f"['{TRAIN}','{SEGMENT}']"
     seg_log = _run("run", "segmenting", "--config_file", config, "--output_dir", str(out), *TINY, *TINY_SEG)
@@ -193,7 +181,7 @@ def test_inference_on_a_reoriented_input_folder(pipeline):
 
 
 def test_nothing_written_outside_output_dir(pipeline):
-    assert not _artifacts() - pipeline["before"]
+    assert not find_artifacts(_ARTIFACT, _SKIP_DIRS) - pipeline["before"]
 
 
 def test_inference_properties(tmp_path):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from tests.bundles._repo import bundle_env, find_artifacts
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "brats_vjepa"
@@ -37,19 +38,6 @@ TINY = [
 ]  # fmt: skip
 _ARTIFACT = re.compile(r"(events\.out\.tfevents.*|.*\.pt|checkpoint_latest\.txt|datalist\.json|.*\.nii\.gz)")
 _SKIP_DIRS = {".git", "__pycache__", ".pytest_cache"}
-
-
-def _env() -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-
-
-def _artifacts() -> set[str]:
-    found = set()
-    for root, dirs, files in os.walk(REPO):
-        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
-        found |= {os.path.join(root, f) for f in files if _ARTIFACT.fullmatch(f)}
-    return found
 
 
 def test_bundle_files():
@@ -94,13 +82,13 @@ def test_train_properties(tmp_path):
 
 def test_tiny_training_run_from_repository_root(tmp_path):
     out = tmp_path / "out"
-    before = _artifacts()
+    before = find_artifacts(_ARTIFACT, _SKIP_DIRS)
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", TRAIN, "--output_dir", str(out), *TINY]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(cmd, cwd=REPO, env=bundle_env(), capture_output=True, text=True, timeout=240)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert "SYNTHETIC" in log
-    assert _artifacts() == before  # nothing written outside output_dir
+    assert find_artifacts(_ARTIFACT, _SKIP_DIRS) == before  # nothing written outside output_dir
     assert len(list((out / "demo_data").glob("BraTS2021_*/*_flair.nii.gz"))) == 3
     losses = [float(v) for v in re.findall(r"loss: ([-+0-9.eE]+|nan|inf)", log)]
     assert losses and all(math.isfinite(v) for v in losses), log[-2000:]
@@ -112,9 +100,9 @@ def test_tiny_training_run_from_repository_root(tmp_path):
 
     # embeddings: pooled encoder features of the test cases, from the exported weights, named by case
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", INFER, "--output_dir", str(out), *TINY]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, cwd=REPO, env=bundle_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert _artifacts() == before
+    assert find_artifacts(_ARTIFACT, _SKIP_DIRS) == before
     test_cases = [i["case_id"] for i in json.loads((out / "datalist.json").read_text())["test"]]
     feats = np.load(out / "embeddings" / "embeddings.npy")
     assert feats.shape == (len(test_cases), 24) and np.isfinite(feats).all()

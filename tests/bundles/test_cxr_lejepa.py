@@ -38,6 +38,7 @@ from monai_jepa.bundle import (
 )
 from monai_jepa.data.errors import EmptyDatasetError, InvalidImageError, LayoutError
 from monai_jepa.data.sources import detect_source_kind, match_channels, resolve_image_source
+from tests.bundles._repo import bundle_env
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "cxr_lejepa"
@@ -62,15 +63,10 @@ _ARTIFACT = re.compile(
 _SKIP_DIRS = {".git", "__pycache__", ".pytest_cache"}
 
 
-def _env() -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
-
-
 def _bundle_cmd(*args: str, timeout: int = 300, launcher: tuple[str, ...] = ()) -> str:
     """Run ``python [launcher] -m monai.bundle args`` from the repository root; return stdout + stderr."""
     cmd = [sys.executable, *launcher, "-m", "monai.bundle", *args]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=REPO, env=bundle_env(), capture_output=True, text=True, timeout=timeout)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{out[-4000:]}"
     return out
