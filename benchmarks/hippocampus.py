@@ -25,7 +25,7 @@ from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Normalize
 from benchmarks._common import RESULTS, provenance
 from benchmarks._pretrain3d import OBJECTIVES, build_encoder, pretrain
 from monai_jepa.evaluation import segmentation_label_sweep
-from monai_jepa.networks import JEPASegmenter
+from monai_jepa.networks import JEPASegmenter, load_pretrained_encoder
 from monai_jepa.utils.fileio import atomic_write_text
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "msd_task04_hippocampus"
@@ -54,6 +54,11 @@ def load_split(data: Path = DATA) -> tuple[list[dict], list[dict]]:
     return items[:200], items[200:]
 
 
+def build_unet(out_channels: int = 3) -> UNet:
+    """The MONAI UNet of every CNN row: 16-32-64-128 channels, strides 2, 2 residual units (1.2 M parameters)."""
+    return UNet(3, 1, out_channels, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=2)
+
+
 def encoder_kwargs(args) -> dict:
     return {"patch_size": args.patch, "hidden": args.hidden, "layers": args.layers, "heads": args.heads}
 
@@ -80,6 +85,71 @@ def cmd_pretrain(args) -> None:
     print(f"saved {path} ({payload['seconds']:.0f} s)")
 
 
+def cmd_pretrain_cnn(args) -> None:
+    """Pretrain the UNet of the CNN rows on the 200 pool images (no labels) with the library's engine.
+
+    ``--objective jepa``: masked latent prediction of the UNet's encoder features at strides 8 and 4
+    (:class:`MaskedConvEncoder` + :class:`JEPAPredictor`, :class:`MaskedLatentLoss` with SIGReg, no EMA);
+    ``--objective mae``: masked reconstruction of per-patch normalised voxels by the whole UNet
+    (:class:`MaskedReconstructionModel`, MAE's loss). Both: the same masks (4 blocks of 15-20 % of the 6 x 8 x 6 token
+    grid, context = the rest), AdamW, warmup + cosine, bf16 autocast, :class:`MaskedLatentTrainer` with a
+    :class:`JEPACheckpointer` (the checkpoint's ``encoder.net.`` entries are the UNet).
+    """
+    from ignite.engine import Events
+    from monai.data import DataLoader, Dataset
+    from monai.handlers import LrScheduleHandler
+    from monai.transforms import RandFlipd, RandScaleIntensityd, RandShiftIntensityd
+
+    from monai_jepa.engines import JEPACheckpointer, MaskedLatentTrainer, warmup_cosine
+    from monai_jepa.losses import MaskedLatentLoss
+    from monai_jepa.networks import JEPAPredictor, MaskedConvEncoder, MaskedLatentModel, MaskedReconstructionModel
+    from monai_jepa.transforms import MultiBlockMaskGenerator
+
+    torch.manual_seed(args.seed)
+    pool, _ = load_split()
+    aug = Compose([RandFlipd("image", prob=0.5, spatial_axis=0), RandScaleIntensityd("image", factors=0.1, prob=0.5),
+                   RandShiftIntensityd("image", offsets=0.1, prob=0.5)])  # fmt: skip
+    aug.set_random_state(args.seed)
+    loader = DataLoader(Dataset([{"image": i["image"]} for i in pool], aug), batch_size=args.batch_size,
+                        shuffle=True, drop_last=True, num_workers=0)  # fmt: skip
+    enc = MaskedConvEncoder(build_unet(), SIZE)
+    if args.objective == "jepa":
+        pred = JEPAPredictor(enc.grid_size, enc.embed_dim, args.predictor_dim, depth=args.predictor_depth, num_heads=6)
+        model, loss = MaskedLatentModel(enc, pred), MaskedLatentLoss(lamb=args.lamb, seed=args.seed)
+    else:
+        model, loss = MaskedReconstructionModel(enc), MaskedLatentLoss(lamb=0.0, loss="l2", seed=args.seed)
+    masks = MultiBlockMaskGenerator(enc.grid_size, num_blocks=4, block_scale=(0.15, 0.2), seed=args.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
+    epochs = -(-args.steps // len(loader))
+    sched = warmup_cosine(opt, warmup_steps=max(1, args.steps // 20), total_steps=epochs * len(loader))
+    tag = args.tag or f"unet_{args.objective}"
+    ckpt_dir = Path(args.ckpt_dir) / tag
+    history: list[dict] = []
+    trainer = MaskedLatentTrainer(
+        device="cpu", max_epochs=epochs, train_data_loader=loader, network=model, optimizer=opt, loss_function=loss,
+        mask_fn=masks, amp=True, channels_last=False, seed=args.seed, health_interval=args.log_every,
+        train_handlers=[LrScheduleHandler(sched, print_lr=False, epoch_level=False),
+                        JEPACheckpointer(str(ckpt_dir), save_interval=500, resume_from="auto")],
+    )  # fmt: skip
+    t0 = time.perf_counter()
+
+    @trainer.on(Events.ITERATION_COMPLETED(every=args.log_every))
+    def _log(engine):
+        out = {k: v for k, v in engine.state.output.items() if isinstance(v, float)}
+        history.append({"iteration": engine.state.iteration, "seconds": time.perf_counter() - t0, **out})
+        print(f"it {engine.state.iteration}: " + ", ".join(f"{k}={v:.4g}" for k, v in out.items()), flush=True)
+
+    trainer.run()
+    final = sorted(ckpt_dir.glob("*.pt"))[-1]
+    payload = {"objective": args.objective, "network": "MONAI UNet 16-32-64-128, strides 2, 2 residual units",
+               "steps": trainer.state.iteration, "epochs": epochs, "batch_size": args.batch_size, "lr": args.lr,
+               "lamb": args.lamb if args.objective == "jepa" else 0.0, "seconds": time.perf_counter() - t0,
+               "checkpoint": str(final), "history": history, "provenance": provenance()}  # fmt: skip
+    OUT.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(OUT / f"pretrain_{tag}.json", json.dumps(payload, indent=4) + "\n")
+    print(f"saved {final} ({payload['seconds']:.0f} s)")
+
+
 def cmd_segment(args) -> None:
     pool, test = load_split()
     ekw = encoder_kwargs(args)
@@ -95,25 +165,35 @@ def cmd_segment(args) -> None:
             return JEPASegmenter(enc, out_channels=3, feature_size=args.feature_size)
 
         factories[name] = make
+    for spec in args.unet_init:
+        name, path = spec.split("=", 1)
+
+        def make_unet(path=path):
+            return load_pretrained_encoder(path, build_unet(), prefix="encoder.net.")
+
+        factories[name] = make_unet
     if "random" in args.baselines:
         factories["jepa_random_init"] = lambda: JEPASegmenter(
             build_encoder(1, SIZE, **ekw), 3, feature_size=args.feature_size
         )
     if "unet" in args.baselines:
-        factories["unet_scratch"] = lambda: UNet(
-            3, 1, 3, channels=(16, 32, 64, 128), strides=(2, 2, 2), num_res_units=2
-        )
+        factories["unet_scratch"] = build_unet
     counts = [int(c) for c in args.counts]
     budget = lambda n: args.ft_steps if n <= 20 else args.ft_steps_all  # noqa: E731
-    records = segmentation_label_sweep(
-        factories, pool, test, counts, num_classes=3, steps=budget, seed=args.seed,
-        evaluate_kwargs={"class_names": CLASSES, "amp": args.amp}, batch_size=args.batch_size,
-        learning_rate=args.lr, flip_axes=(0,), amp=args.amp, lr_scales={"encoder.": args.encoder_lr_scale},
-    )  # fmt: skip
-    for r in records:
-        r.pop("dice_per_case", None)
+    records = []
+    for seed in args.seeds if args.seeds else [args.seed]:
+        records += segmentation_label_sweep(
+            factories, pool, test, counts, num_classes=3, steps=budget, seed=seed,
+            evaluate_kwargs={"class_names": CLASSES, "amp": args.amp}, batch_size=args.batch_size,
+            learning_rate=args.lr, flip_axes=(0,), amp=args.amp, lr_scales={"encoder.": args.encoder_lr_scale},
+        )  # fmt: skip
+        _write_segment(args, records, factories, counts, ekw)
+
+
+def _write_segment(args, records, factories, counts, ekw) -> None:
+    records = [{k: v for k, v in r.items() if k != "dice_per_case"} for r in records]
     OUT.mkdir(parents=True, exist_ok=True)
-    payload = {"records": records, "ft_steps": args.ft_steps, "ft_steps_all": args.ft_steps_all,
+    payload = {"records": records, "methods": list(factories), "unet_init": args.unet_init, "ft_steps": args.ft_steps, "ft_steps_all": args.ft_steps_all,
                "batch_size": args.batch_size, "lr": args.lr, "encoders": args.encoders,
                "random_init_encoder": ekw, "counts": counts,
                "encoder_lr_scale": args.encoder_lr_scale,
@@ -166,6 +246,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("report")
+    c = sub.add_parser("pretrain_cnn")
+    c.add_argument("--objective", choices=("jepa", "mae"), default="jepa")
+    c.add_argument("--steps", type=int, default=2400)
+    c.add_argument("--batch_size", type=int, default=8)
+    c.add_argument("--lr", type=float, default=1e-3)
+    c.add_argument("--lamb", type=float, default=0.05)
+    c.add_argument("--predictor_dim", type=int, default=192)
+    c.add_argument("--predictor_depth", type=int, default=4)
+    c.add_argument("--log_every", type=int, default=50)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--tag", default="")
+    c.add_argument("--ckpt_dir", default="outputs/hippocampus", help="checkpoints (kept out of the repository)")
     for name in ("pretrain", "segment"):
         s = sub.add_parser(name)
         s.add_argument("--patch", type=int, default=8)
@@ -183,6 +275,8 @@ def main() -> None:
     s.add_argument("--log_every", type=int, default=50)
     s = sub.choices["segment"]
     s.add_argument("--encoders", nargs="*", default=[], help="[name=]path of pretrained encoders")
+    s.add_argument("--unet_init", nargs="*", default=[], help="name=checkpoint of a pretrained MaskedConvEncoder UNet")
+    s.add_argument("--seeds", nargs="*", type=int, default=[], help="seeds of the sweep (default: --seed)")
     s.add_argument("--baselines", nargs="*", default=["random", "unet"])
     s.add_argument("--counts", nargs="+", default=[5, 10, 20, 200])
     s.add_argument("--ft_steps", type=int, default=800, help="optimiser steps per run with at most 20 labels")
@@ -193,7 +287,7 @@ def main() -> None:
     s.add_argument("--amp", action="store_true")
     s.add_argument("--encoder_lr_scale", type=float, default=1.0, help="learning-rate factor of the ViT encoder")
     args = p.parse_args()
-    {"pretrain": cmd_pretrain, "segment": cmd_segment, "report": cmd_report}[args.cmd](args)
+    {"pretrain": cmd_pretrain, "pretrain_cnn": cmd_pretrain_cnn, "segment": cmd_segment, "report": cmd_report}[args.cmd](args)
 
 
 if __name__ == "__main__":

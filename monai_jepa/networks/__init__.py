@@ -12,6 +12,7 @@
 
 from monai_jepa.networks.convnet import CONV_ENCODER_ARCHS, ConvEncoder
 from monai_jepa.networks.model import SUPPORTED_ENCODERS, LeJEPAModel, build_lejepa_model
+from monai_jepa.networks.probe_head import ProbeHead
 from monai_jepa.networks.projector import Projector
 from monai_jepa.networks.vit import JEPA_VIT_PRESETS, JEPAViT, vit_base, vit_small, vit_tiny
 
@@ -21,6 +22,7 @@ __all__ = [
     "JEPA_VIT_PRESETS",
     "JEPAViT",
     "LeJEPAModel",
+    "ProbeHead",
     "Projector",
     "SUPPORTED_ENCODERS",
     "build_lejepa_model",
@@ -51,3 +53,8 @@ __all__ += [
     "load_pretrained_encoder",
     "unetr_from_jepa_vit",
 ]
+
+from monai_jepa.networks.masked_conv import MaskedConvEncoder, encoder_stages, patchify  # noqa: E402
+from monai_jepa.networks.reconstruction import MaskedReconstructionModel  # noqa: E402
+
+__all__ += ["MaskedConvEncoder", "MaskedReconstructionModel", "encoder_stages", "patchify"]
