@@ -21,10 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from monai.inferers import sliding_window_inference
+from ignite.engine import Events
+from monai.engines import SupervisedTrainer
+from monai.handlers import LrScheduleHandler
+from monai.inferers import SimpleInferer, sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.metrics import compute_dice, compute_hausdorff_distance
 from monai.networks.utils import one_hot
+from monai.utils import CommonKeys as Keys
 
 from monai_jepa.engines.schedulers import warmup_cosine
 from monai_jepa.evaluation.features import autocast_context
@@ -67,7 +71,8 @@ def fine_tune_segmentation(
     lr_scales: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """
-    Train ``network`` for exactly ``steps`` optimiser steps on whole labelled volumes.
+    Train ``network`` for exactly ``steps`` optimiser steps on whole labelled volumes, with MONAI's
+    ``SupervisedTrainer`` (one epoch of ``steps`` iterations) and ``LrScheduleHandler``.
 
     Each step draws ``batch_size`` volumes (a seeded permutation, reshuffled each pass), flips them along the
     ``flip_axes`` at random (spatial axes, 0-based; only axes along which the label semantics are symmetric), and
@@ -112,32 +117,29 @@ def fine_tune_segmentation(
     optimizer = torch.optim.AdamW(param_groups, lr=learning_rate, weight_decay=weight_decay)
     warmup = max(0, min(steps - 1, int(0.05 * steps) if warmup_steps is None else int(warmup_steps)))
     scheduler = warmup_cosine(optimizer, warmup_steps=warmup, total_steps=steps)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    gen = torch.Generator().manual_seed(seed)
-    bs, order, pos, losses = min(batch_size, len(train_items)), [], 0, []
+    losses: list[float] = []
+    trainer = SupervisedTrainer(
+        device=device,
+        max_epochs=1,
+        epoch_length=steps,
+        train_data_loader=_VolumeBatches(train_items, min(batch_size, len(train_items)), steps, flip_axes, seed),
+        network=network,
+        optimizer=optimizer,
+        loss_function=_FiniteFloat32Loss(DiceCELoss(to_onehot_y=True, softmax=True)),
+        inferer=_AutocastInferer(device, amp),
+        optim_set_to_none=True,
+        decollate=False,
+        train_handlers=[LrScheduleHandler(scheduler, print_lr=False, epoch_level=False)],
+    )
+
+    @trainer.on(Events.ITERATION_COMPLETED)
+    def _record(engine: SupervisedTrainer) -> None:
+        losses.append(float(engine.state.output[Keys.LOSS].detach()))
+        if log_every and len(losses) % log_every == 0:
+            print(f"  step {len(losses)}/{steps} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
+
     start = time.perf_counter()
-    for step in range(steps):
-        if pos + bs > len(order):
-            order, pos = torch.randperm(len(train_items), generator=gen).tolist(), 0
-        idx = order[pos : pos + bs]
-        pos += bs
-        x, y = _batch(train_items, idx, "image").float(), _batch(train_items, idx, "label").long()
-        for axis in flip_axes:
-            flip = torch.rand(bs, generator=gen) < 0.5
-            x[flip], y[flip] = x[flip].flip(axis + 1), y[flip].flip(axis + 1)
-        x, y = x.to(device), y.to(device)
-        with autocast_context(device, amp):
-            logits = network(x)
-        loss = loss_fn(logits.float(), y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite segmentation loss at step {step}.")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        losses.append(float(loss.detach()))
-        if log_every and (step + 1) % log_every == 0:
-            print(f"  step {step + 1}/{steps} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
+    trainer.run()
     return {
         "steps": steps,
         "seconds": time.perf_counter() - start,
@@ -145,6 +147,58 @@ def fine_tune_segmentation(
         "losses": losses,
         "num_labelled": len(train_items),
     }
+
+
+class _VolumeBatches:
+    """``steps`` batches ``{"image", "label"}`` of whole volumes: a seeded permutation, reshuffled each pass, and
+    random flips along ``flip_axes`` (probability 0.5 per volume and axis), drawn from one generator."""
+
+    def __init__(self, items: Sequence[Mapping[str, Any]], batch_size: int, steps: int, flip_axes, seed: int) -> None:
+        self.items, self.batch_size, self.steps, self.flip_axes, self.seed = items, batch_size, steps, flip_axes, seed
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed)
+        order: list[int] = []
+        pos, bs = 0, self.batch_size
+        for _ in range(self.steps):
+            if pos + bs > len(order):
+                order, pos = torch.randperm(len(self.items), generator=gen).tolist(), 0
+            idx = order[pos : pos + bs]
+            pos += bs
+            x, y = _batch(self.items, idx, "image").float(), _batch(self.items, idx, "label").long()
+            for axis in self.flip_axes:
+                flip = torch.rand(bs, generator=gen) < 0.5
+                x[flip], y[flip] = x[flip].flip(axis + 1), y[flip].flip(axis + 1)
+            yield {"image": x, "label": y}
+
+
+class _AutocastInferer(SimpleInferer):
+    """The network under bf16 autocast on any device (MONAI's trainer autocasts on CUDA only)."""
+
+    def __init__(self, device: torch.device, amp: bool) -> None:
+        super().__init__()
+        self.device, self.amp = device, amp
+
+    def __call__(self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any):
+        with autocast_context(self.device, self.amp):
+            return network(inputs, *args, **kwargs)
+
+
+class _FiniteFloat32Loss:
+    """The loss on float32 logits; a non-finite value raises before any backward pass or optimiser step."""
+
+    def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        self.loss, self.step = loss, 0
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        value = self.loss(pred.float(), target)
+        if not torch.isfinite(value):
+            raise FloatingPointError(f"non-finite segmentation loss at step {self.step}.")
+        self.step += 1
+        return value
 
 
 @torch.no_grad()

@@ -171,7 +171,13 @@ class MaskedConvEncoder(nn.Module):
                 for stage in self._stages:
                     x = stage(x)
                     channels.append(int(x.shape[1]))
-                    strides.append(tuple(s // t for s, t in zip(self.img_size, x.shape[2:])))
+                    stride = tuple(s // t for s, t in zip(self.img_size, x.shape[2:]))
+                    if tuple(t * st for t, st in zip(x.shape[2:], stride)) != self.img_size:
+                        raise ValueError(
+                            f"img_size {self.img_size} must be divisible by the strides of "
+                            f"{type(self.net).__name__} (level {len(strides)} gives {tuple(x.shape[2:])})."
+                        )
+                    strides.append(stride)
         finally:
             self.net.train(was_training)
         return channels, strides

@@ -138,3 +138,16 @@ def test_lr_scales_give_parameter_groups_their_own_rate():
     after = net.state_dict()
     assert torch.equal(after["0.weight"], frozen["0.weight"]) and torch.equal(after["0.bias"], frozen["0.bias"])
     assert not torch.equal(after["2.weight"], frozen["2.weight"])
+
+
+def test_fine_tune_stops_before_the_step_on_a_non_finite_loss():
+    from monai.networks.nets import UNet
+
+    torch.manual_seed(0)
+    net = UNet(3, 1, 2, channels=(4, 8), strides=(2,), num_res_units=0)
+    items = [{"image": torch.randn(1, 8, 8, 8), "label": torch.zeros(1, 8, 8, 8, dtype=torch.long)} for _ in range(2)]
+    items[1]["image"][0, 0, 0, 0] = float("nan")
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(FloatingPointError, match="non-finite segmentation loss at step 0"):
+        fine_tune_segmentation(net, items, 2, steps=3, batch_size=2)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))  # no optimiser step ran
