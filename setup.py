@@ -18,6 +18,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["monai_jepa", "monai_jepa.*"]),
+    package_data={"monai_jepa.apps.deid": ["*.csv", "README.md"]},
     install_requires=[
         "torch>=2.6",
         "monai>=1.5,<1.7",
@@ -41,6 +42,7 @@ setup(
     extras_require={
         "test": ["pytest>=7.4", "jsonschema>=4.0"],
         "dev": ["pytest>=7.4", "jsonschema>=4.0", "black>=24.0", "isort>=5.12", "flake8>=6.0"],
+        "deid-compare": ["deid", "dicognito"],
     },
     entry_points={"console_scripts": ["monai_jepa = monai_jepa.cli:main"]},
     classifiers=[

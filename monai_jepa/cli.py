@@ -143,7 +143,7 @@ def anonymize(
         skip_bad: skip unreadable or refused files (listed in the summary) instead of stopping.
         overwrite: replace existing outputs.
     """
-    from monai_jepa.data.deid import anonymize as _anonymize
+    from monai_jepa.apps.deid import anonymize as _anonymize
 
     if isinstance(keep_private_tags, str) or (
         isinstance(keep_private_tags, (list, tuple))

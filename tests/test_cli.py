@@ -27,7 +27,7 @@ from monai_jepa.cli import main
 from tests.data.test_io import write_nifti, write_series
 
 REPO = Path(__file__).resolve().parents[1]
-HAS_DEID = importlib.util.find_spec("monai_jepa.data.deid") is not None
+HAS_DEID = importlib.util.find_spec("monai_jepa.apps.deid") is not None
 HAS_DATALIST = importlib.util.find_spec("monai_jepa.data.datalist") is not None
 
 
@@ -121,7 +121,7 @@ def test_datalist_command_on_dicom_series(capsys, tmp_path):
     assert code == 2 and err.startswith("error:")
 
 
-@pytest.mark.skipif(not HAS_DEID, reason="monai_jepa.data.deid is not available")
+@pytest.mark.skipif(not HAS_DEID, reason="monai_jepa.apps.deid is not available")
 def test_anonymize_command(capsys, tmp_path):
     write_series(tmp_path / "raw" / "ct", num=2, patient_id="MRN-12345")
     code, out, _ = _run(

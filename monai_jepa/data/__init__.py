@@ -8,7 +8,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Data: datalists for public dataset layouts, MedMNIST, demo data, readers, preprocessing and de-identification.
+"""Data: datalists for public dataset layouts, MedMNIST, demo data, readers and preprocessing.
 
 Datalist builders are registered by name (see :func:`list_datalists`) and used through :func:`build_datalist` or the
 command line ``python -m monai_jepa datalist <dataset> <root> --out <json>``. Every data problem raises a subclass of
@@ -39,7 +39,6 @@ from .datalist import (
     split_and_make_datalist,
     write_datalist,
 )
-from .deid import DeidContext, anonymize, anonymize_dataset
 from .demo import DemoDataset, make_demo_images
 from .demo3d import brats_dir_or_demo, make_demo_brats
 from .errors import (

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import importlib.util
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -20,191 +21,37 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.datadict import keyword_for_tag
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
-from monai_jepa.data import deid
-from monai_jepa.data.deid import (
-    BASIC_PROFILE,
-    BASIC_PROFILE_TABLE,
-    DeidContext,
-    anonymize,
-    anonymize_dataset,
-    resolve_action,
-)
+import monai_jepa.data
+from monai_jepa.apps.deid import DeidContext, anonymize, anonymize_dataset
 from monai_jepa.data.errors import BurnedInAnnotationError, MissingFileError, UnreadableFileError
-
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-SAMPLES = DATA / "dicom_samples"
-BRAIN = DATA / "tcia_brain_tumor_progression"
-COVID = DATA / "tcia_covid19_ct_pairs"
-SALT = "test-salt"
-
-
-def _require(folder: Path) -> Path:
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is not available")
-    return folder
-
-
-def _elements(ds, path=()):
-    """Every element of ``ds`` with its location: a tuple of (sequence tag, item index) pairs."""
-    for elem in ds:
-        yield path, elem
-        if elem.VR == "SQ":
-            for index, item in enumerate(elem.value):
-                yield from _elements(item, path + ((int(elem.tag), index),))
-
-
-def _find(ds, path, tag):
-    for seq_tag, index in path:
-        if seq_tag not in ds or len(ds[seq_tag].value) <= index:
-            return None
-        ds = ds[seq_tag].value[index]
-    return ds[tag] if tag in ds else None
-
-
-def _assert_deidentified(orig, anon, name, times_kept=False):
-    """No profile attribute keeps its original non-empty value, at any depth (times are kept when dates are shifted);
-    no private tag, overlay or curve is left."""
-    for path, elem in _elements(orig):
-        tag = int(elem.tag)
-        group = tag >> 16
-        if elem.VR == "SQ" or elem.is_empty or (times_kept and elem.VR == "TM"):
-            continue
-        if tag in BASIC_PROFILE or elem.tag.is_private or group & 0xFF00 in (0x5000, 0x6000):
-            new = _find(anon, path, tag)
-            assert new is None or new.is_empty or new.value != elem.value, f"{name}: {elem.tag} {path} kept"
-    assert not [elem.tag for _, elem in _elements(anon) if elem.tag.is_private], f"{name}: private tags left"
-    assert not [tag for tag in anon.keys() if tag.group & 0xFF00 in (0x5000, 0x6000)], f"{name}: overlays left"
-    for tag in ("MediaStorageSOPInstanceUID", "SourceApplicationEntityTitle"):
-        if tag in orig.file_meta and not orig.file_meta[tag].is_empty:
-            new = anon.file_meta.get(tag)
-            assert new is None or new != orig.file_meta[tag].value, f"{name}: file meta {tag} kept"
-    assert anon.file_meta.MediaStorageSOPInstanceUID == anon.SOPInstanceUID
-    assert anon.PatientIdentityRemoved == "YES"
-    assert anon.DeidentificationMethodCodeSequence[0].CodeValue == "113100"
-    assert anon.PatientID.startswith("ANON") and str(anon.PatientName) == anon.PatientID
-
-
-def _read_all(folder: Path) -> dict[Path, Dataset]:
-    return {p.relative_to(folder): pydicom.dcmread(p) for p in sorted(folder.rglob("*.dcm"))}
-
-
-@pytest.fixture(scope="module")
-def samples_run(tmp_path_factory):
-    src = _require(SAMPLES)
-    out = tmp_path_factory.mktemp("samples")
-    summary = anonymize(src, out / "anon", salt=SALT, report_csv=out / "report.csv")
-    return src, out / "anon", summary
-
-
-@pytest.fixture(scope="module")
-def brain_run(tmp_path_factory):
-    src = _require(BRAIN)
-    out = tmp_path_factory.mktemp("brain") / "anon"
-    summary = anonymize(src, out, salt=SALT, date_shift_days="auto")
-    return src, out, summary
-
-
-def _synthetic(patient_id="12345", sop_uid="1.2.3.4.5.6"):
-    ds = Dataset()
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = CTImageStorage, sop_uid, "CT"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4", "1.2.3.4.5"
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Doe^John", patient_id, "19600101", "M"
-    ds.InstitutionName, ds.DeviceSerialNumber, ds.StationName = "General Hospital", "SN-42", "CT01"
-    ds.StudyDate, ds.ContentDate, ds.StudyTime, ds.AcquisitionDate = "20200102", "20200102", "101500", "20200102"
-    ds.AccessionNumber, ds.Manufacturer = "ACC123", "ACME"
-    ds.ReferencedImageSequence = [Dataset()]
-    ds.ReferencedImageSequence[0].ReferencedSOPInstanceUID = "1.2.3.4.5.7"
-    source = Dataset()
-    source.ReferencedSOPClassUID, source.ReferencedSOPInstanceUID = CTImageStorage, "1.2.3.4.5.7"
-    ds.DerivationImageSequence = [Dataset()]
-    ds.DerivationImageSequence[0].SourceImageSequence = [source]
-    instance = Dataset()
-    instance.ReferencedSOPInstanceUID = "1.2.3.4.5.7"
-    series = Dataset()
-    series.SeriesInstanceUID, series.ReferencedInstanceSequence = "1.2.3.4.5", [instance]
-    ds.ReferencedSeriesSequence = [series]
-    other = Dataset()
-    other.PatientID = "OTHER-1"
-    ds.OtherPatientIDsSequence = [other]
-    ds.add_new(0x00290010, "LO", "ACME PRIVATE")
-    ds.add_new(0x00291010, "LO", "secret note")
-    ds.add_new(0x60000010, "US", 4)
-    ds.add_new(0x60003000, "OW", b"\x01\x02" * 8)
-    ds.Rows, ds.Columns, ds.BitsAllocated, ds.SamplesPerPixel = 4, 4, 8, 1
-    ds.PixelData = bytes(range(16))
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = CTImageStorage, sop_uid
-    ds.file_meta.TransferSyntaxUID, ds.file_meta.SourceApplicationEntityTitle = ExplicitVRLittleEndian, "HOSPITAL_PACS"
-    return ds
-
-
-def test_profile_table_is_encoded_as_data():
-    assert len(BASIC_PROFILE_TABLE) >= 450 and len({entry.tag for entry in BASIC_PROFILE_TABLE}) == len(
-        BASIC_PROFILE_TABLE
-    )
-    expected = {
-        "PatientName": "Z",
-        "PatientID": "Z",
-        "PatientBirthDate": "Z",
-        "PatientSex": "Z",
-        "PatientAge": "X",
-        "PatientAddress": "X",
-        "OtherPatientIDs": "X",
-        "AccessionNumber": "Z",
-        "InstitutionName": "X/Z/D",
-        "InstitutionAddress": "X",
-        "ReferringPhysicianName": "Z",
-        "PerformingPhysicianName": "X",
-        "OperatorsName": "X/Z/D",
-        "StationName": "X/Z/D",
-        "StudyDate": "Z",
-        "SeriesDate": "X/D",
-        "ContentDate": "Z/D",
-        "StudyDescription": "X",
-        "DeviceSerialNumber": "X/Z/D",
-        "StudyInstanceUID": "U",
-        "SeriesInstanceUID": "U",
-        "SOPInstanceUID": "U",
-        "FrameOfReferenceUID": "U",
-        "ReferencedSOPInstanceUID": "U",
-        "MediaStorageSOPInstanceUID": "U",
-        "ReferencedImageSequence": "X/Z/U*",
-        "RequestAttributesSequence": "X",
-    }
-    by_keyword = {entry.keyword: entry.action for entry in BASIC_PROFILE_TABLE}
-    assert {k: by_keyword.get(k) for k in expected} == expected
-    for entry in BASIC_PROFILE.values():  # keywords agree with the DICOM dictionary, every code resolves
-        assert keyword_for_tag(entry.tag) == entry.keyword
-        assert resolve_action(entry.action, entry.tag) in ("D", "Z", "X", "U")
-
-
-@pytest.mark.parametrize(
-    "code, keyword, nested, expected",
-    [
-        ("X/Z/D", "InstitutionName", False, "X"),
-        ("X/Z/D", "DeviceSerialNumber", False, "D"),  # type 1 in the Enhanced General Equipment module
-        ("Z/D", "ContentDate", False, "D"),
-        ("Z/D", "ContrastBolusAgent", False, "Z"),
-        ("X/Z", "AcquisitionContextSequence", False, "Z"),
-        ("X/Z", "AcquisitionDate", False, "X"),
-        ("X/Z/U*", "SourceImageSequence", False, "X"),
-        ("X/Z/U*", "SourceImageSequence", True, "U"),
-        ("U", "StudyInstanceUID", True, "U"),
-    ],
+from tests.apps.deid._common import (
+    BRAIN,
+    COVID,
+    SALT,
+    SAMPLES,
+    assert_deidentified,
+    read_all,
+    require,
+    synthetic,
 )
-def test_resolve_action(code, keyword, nested, expected):
-    tag = next(entry.tag for entry in BASIC_PROFILE_TABLE if entry.keyword == keyword)
-    assert resolve_action(code, tag, nested=nested) == expected
-    with pytest.raises(ValueError):
-        resolve_action("Q", tag)
+
+
+def test_deid_lives_in_apps_not_in_the_data_package():
+    assert importlib.util.find_spec("monai_jepa.data.deid") is None
+    for name in ("anonymize", "anonymize_dataset", "DeidContext"):
+        assert not hasattr(monai_jepa.data, name), name
+    import monai_jepa.apps.deid as deid
+
+    assert deid.anonymize is anonymize and len(set(deid.__all__)) == len(deid.__all__)
+    assert all(hasattr(deid, name) for name in deid.__all__)
+    assert {"anonymize", "anonymize_dataset", "DeidContext", "BASIC_PROFILE_TABLE", "resolve_action"} <= set(
+        deid.__all__
+    )
 
 
 def test_anonymize_dataset_in_memory():
-    ds, ctx = _synthetic(), DeidContext(salt=SALT)
+    ds, ctx = synthetic(), DeidContext(salt=SALT)
     changes = anonymize_dataset(ds, ctx)
     actions = {(c.path, c.keyword): c.action for c in changes}
     assert actions[("", "PatientName")] == actions[("", "PatientID")] == "pseudonym"
@@ -229,44 +76,19 @@ def test_anonymize_dataset_in_memory():
     assert ds.PatientIdentityRemoved == "YES" and ds.LongitudinalTemporalInformationModified == "REMOVED"
     assert [item.CodeValue for item in ds.DeidentificationMethodCodeSequence] == ["113100"]
     # one context: same patient -> same pseudonym, another patient -> another one
-    same, other = _synthetic(sop_uid="1.2.3.4.5.8"), _synthetic(patient_id="999", sop_uid="1.2.3.4.5.9")
+    same, other = synthetic(sop_uid="1.2.3.4.5.8"), synthetic(patient_id="999", sop_uid="1.2.3.4.5.9")
     anonymize_dataset(same, ctx), anonymize_dataset(other, ctx)
     assert same.PatientID == ds.PatientID != other.PatientID and same.StudyInstanceUID == ds.StudyInstanceUID
     assert len(set(ctx.uid_map.values())) == len(ctx.uid_map)
 
 
-def test_deterministic_uids_and_pseudonyms():
-    runs = {}
-    for salt in ("a", "a", "b"):
-        ds = _synthetic()
-        anonymize_dataset(ds, DeidContext(salt=salt, uid_root="1.2.826.0.1.3680043.10.99."))
-        runs.setdefault(salt, []).append((ds.SOPInstanceUID, ds.StudyInstanceUID, ds.PatientID))
-    assert runs["a"][0] == runs["a"][1] and runs["a"][0] != runs["b"][0]
-    assert all(uid.startswith("1.2.826.0.1.3680043.10.99.") and len(uid) <= 64 for uid in runs["a"][0][:2])
-    ds = _synthetic()
-    anonymize_dataset(ds)  # random salt by default: not linkable to the runs above
-    assert ds.PatientID != runs["a"][0][2] and ds.StudyInstanceUID.startswith("2.25.")
-
-
 def test_date_shift_int_keeps_times():
-    ds = _synthetic()
+    ds = synthetic()
     changes = anonymize_dataset(ds, DeidContext(salt=SALT, date_shift_days=-10))
     assert ds.StudyDate == ds.ContentDate == ds.AcquisitionDate == "20191223" and ds.StudyTime == "101500"
     assert ds.PatientBirthDate == "" and ds.LongitudinalTemporalInformationModified == "MODIFIED"
     assert {c.action for c in changes if c.keyword == "StudyDate"} == {"shift_date"}
     assert [item.CodeValue for item in ds.DeidentificationMethodCodeSequence] == ["113100", "113107"]
-
-
-@pytest.mark.parametrize("kwargs", [{"date_shift_days": "weekly"}, {"date_shift_days": True}, {"uid_root": "1.2.3"}])
-def test_invalid_options(kwargs):
-    with pytest.raises(ValueError):
-        DeidContext(**kwargs)
-
-
-@pytest.mark.parametrize("rule", ["0010,0010", "not a tag", "0029,ACME,1010"])
-def test_invalid_keep_private_rules(rule):
-    with pytest.raises(ValueError, match="keep_private_tags"):
-        DeidContext(keep_private_tags=[rule])
 
 
 def test_dicom_samples_are_deidentified(samples_run):
@@ -275,7 +97,7 @@ def test_dicom_samples_are_deidentified(samples_run):
     assert sorted(Path(p).name for p in summary["written"]) == [p.name for p in inputs] and not summary["skipped"]
     for path in inputs:
         orig, anon = pydicom.dcmread(path), pydicom.dcmread(out / path.name)
-        _assert_deidentified(orig, anon, path.name)
+        assert_deidentified(orig, anon, path.name)
         assert anon.file_meta.TransferSyntaxUID == orig.file_meta.TransferSyntaxUID
         assert anon.PixelData == orig.PixelData, path.name
         if not orig.file_meta.TransferSyntaxUID.is_compressed or len(orig.PixelData) < 1_000_000:
@@ -301,34 +123,16 @@ def test_segmentation_references_stay_linked(samples_run):
     assert series_refs == frame_refs and len(series_refs) == len(orig_refs) and not series_refs & orig_refs
 
 
-def test_csv_report_holds_no_original_value(samples_run):
-    src, _, summary = samples_run
-    with open(summary["report_csv"], newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert rows and set(rows[0]) == {"file", "tag", "keyword", "action", "path"}
-    assert len(rows) == summary["num_changes"] and {r["file"] for r in rows} == {p.name for p in src.glob("*.dcm")}
-    assert {r["action"] for r in rows} >= {"remove", "remove_private", "empty", "replace_uid", "pseudonym", "set"}
-    cells = {cell for row in rows for cell in row.values()}
-    text = Path(summary["report_csv"]).read_text()
-    for path in sorted(src.glob("*.dcm")):
-        for _, elem in _elements(pydicom.dcmread(path, stop_before_pixels=True)):
-            if elem.VR in ("SQ", "OB", "OW", "UN") or elem.is_empty:
-                continue
-            if int(elem.tag) in BASIC_PROFILE or elem.tag.is_private:
-                value = str(elem.value)
-                assert value not in cells and (len(value) < 6 or value not in text), (path.name, elem.tag)
-
-
 def test_tcia_uids_consistent_and_dates_shifted(brain_run):
     src, out, summary = brain_run
     assert len(summary["written"]) == len(list(src.rglob("*.dcm")))
-    orig, anon = _read_all(src), _read_all(out)
+    orig, anon = read_all(src), read_all(out)
     assert orig.keys() == anon.keys()
     mapping = defaultdict(set)
     series_by_folder, offsets = defaultdict(set), set()
     for rel, o in orig.items():
         a = anon[rel]
-        _assert_deidentified(o, a, str(rel), times_kept=True)
+        assert_deidentified(o, a, str(rel), times_kept=True)
         assert a.PixelData == o.PixelData and a.file_meta.TransferSyntaxUID == o.file_meta.TransferSyntaxUID
         for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID"):
             mapping[o[keyword].value].add(a[keyword].value)
@@ -359,7 +163,7 @@ def test_tcia_series_loads_as_same_volume(brain_run):
 
 
 def test_auto_date_shift_consistent_per_patient(tmp_path):
-    src = _require(COVID)
+    src = require(COVID)
     summary = anonymize(src, tmp_path / "anon", salt=SALT, date_shift_days="auto")
     assert [s["file"] for s in summary["skipped"]] == [str(p) for p in src.rglob("*") if p.suffix == ".md"]
     to_date = lambda text: datetime.datetime.strptime(text, "%Y%m%d").date()  # noqa: E731
@@ -377,7 +181,7 @@ def test_auto_date_shift_consistent_per_patient(tmp_path):
 
 
 def test_keep_private_tags(tmp_path):
-    src = _require(COVID) / "A002304" / "19001231-076.dcm"
+    src = require(COVID) / "A002304" / "19001231-076.dcm"
     keep = ['0019,"GEMS_ACQU_01",02', "(0043,1010)"]
     anonymize(src, tmp_path / "out.dcm", salt=SALT, keep_private_tags=keep)
     orig, anon = pydicom.dcmread(src), pydicom.dcmread(tmp_path / "out.dcm")
@@ -388,7 +192,7 @@ def test_keep_private_tags(tmp_path):
 
 
 def _burned_in_copy(folder: Path) -> Path:
-    ds = pydicom.dcmread(_require(SAMPLES) / "CT_small.dcm")
+    ds = pydicom.dcmread(require(SAMPLES) / "CT_small.dcm")
     ds.BurnedInAnnotation = "YES"
     folder.mkdir(parents=True, exist_ok=True)
     ds.save_as(folder / "burned.dcm")
@@ -411,21 +215,10 @@ def test_burned_in_annotation_refused_unless_allowed(tmp_path):
     )
 
 
-@pytest.mark.parametrize("cut", [1500, 0.5, -3])
-def test_truncated_input_is_refused_without_output(tmp_path, cut):
-    data = (_require(SAMPLES) / "CT_small.dcm").read_bytes()
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "bad.dcm").write_bytes(data[: int(len(data) * cut) if isinstance(cut, float) else cut])
-    with pytest.raises(UnreadableFileError, match="bad.dcm"):
-        anonymize(src / "bad.dcm", tmp_path / "out.dcm")
-    assert list(tmp_path.iterdir()) == [src]  # no output, no temporary file
-
-
 def test_skip_bad_and_non_dicom_files(tmp_path):
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
-    shutil.copy(_require(SAMPLES) / "CT_small.dcm", src / "sub" / "good.dcm")
+    shutil.copy(require(SAMPLES) / "CT_small.dcm", src / "sub" / "good.dcm")
     (src / "junk.dcm").write_text("not dicom at all\n" * 20)
     (src / "notes.txt").write_text("a note")
     with pytest.raises(UnreadableFileError, match="junk.dcm"):
@@ -436,21 +229,8 @@ def test_skip_bad_and_non_dicom_files(tmp_path):
     assert {row["file"] for row in csv.DictReader(open(tmp_path / "r.csv"))} == {"sub/good.dcm"}
 
 
-def test_atomic_write_leaves_no_partial_output(tmp_path, monkeypatch):
-    src = _require(SAMPLES) / "CT_small.dcm"
-
-    def failing_save(ds, fh):
-        fh.write(b"partial")
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(deid, "_save_dataset", failing_save)
-    with pytest.raises(RuntimeError, match="disk full"):
-        anonymize(src, tmp_path / "out" / "ct.dcm")
-    assert list((tmp_path / "out").iterdir()) == []
-
-
 def test_paths_are_checked_before_writing(tmp_path):
-    src = _require(SAMPLES) / "CT_small.dcm"
+    src = require(SAMPLES) / "CT_small.dcm"
     with pytest.raises(MissingFileError):
         anonymize(tmp_path / "missing", tmp_path / "out")
     with pytest.raises(ValueError, match="inside src"):
@@ -474,14 +254,14 @@ def test_command_line_output_passes_the_checks(tmp_path, folder):
 
     from monai_jepa.cli import main
 
-    src = _require(folder)
+    src = require(folder)
     out = tmp_path / "anon"
     assert main(["anonymize", str(src), str(out), "--salt", SALT, "--report_csv", str(tmp_path / "r.csv")]) == 0
-    originals = _read_all(src)
-    assert sorted(_read_all(out)) == sorted(originals)
+    originals = read_all(src)
+    assert sorted(read_all(out)) == sorted(originals)
     for rel, orig in originals.items():
         anon = pydicom.dcmread(out / rel)
-        _assert_deidentified(orig, anon, str(rel))
+        assert_deidentified(orig, anon, str(rel))
         assert anon.PixelData == orig.PixelData, rel
     if folder == BRAIN:
         loader = LoadImage(reader="PydicomReader", image_only=True)
