@@ -23,6 +23,7 @@ from .features import (
 )
 from .finetune import ClassifierHead, EncoderClassifier, fine_tune, load_network_state, predict_scores
 from .metrics import TASKS, classification_metrics, labels_to_numpy, num_outputs_for_task
+from .probe_head import fit_probe_head
 from .probes import DEFAULT_C_GRID, infer_num_classes, knn_probe, linear_probe, standardize
 from .protocols import (
     DEFAULT_LABEL_FRACTIONS,
@@ -60,6 +61,7 @@ __all__ = [
     "few_shot",
     "fine_tune",
     "fine_tune_segmentation",
+    "fit_probe_head",
     "format_report",
     "infer_num_classes",
     "json_safe",

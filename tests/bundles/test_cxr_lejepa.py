@@ -9,7 +9,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """The chest X-ray LeJEPA bundle: metadata, properties, the documented commands run from the repository root (with tiny
-settings), multi-process training on CPU, export, and the library glue it relies on (image sources, bundle helpers)."""
+settings), multi-process training on CPU, export, and the image sources it relies on."""
 
 from __future__ import annotations
 
@@ -28,16 +28,9 @@ import pytest
 import torch
 from PIL import Image
 
-from monai_jepa.bundle import (
-    EmbeddingInferer,
-    ProbeHead,
-    _config_file_from_argv,
-    bundle_root_from_config,
-    fit_probe_head,
-    save_network_weights,
-)
 from monai_jepa.data.errors import EmptyDatasetError, InvalidImageError, LayoutError
 from monai_jepa.data.sources import detect_source_kind, match_channels, resolve_image_source
+from monai_jepa.networks import ProbeHead
 from tests.bundles._repo import bundle_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -268,66 +261,7 @@ def test_training_on_pneumoniamnist(tmp_path):
     assert (out / "models" / "model.pt").is_file()
 
 
-# ---------------------------------------------------------------------------------------------------- library glue
-
-
-def test_bundle_root_from_config(tmp_path, monkeypatch):
-    assert _config_file_from_argv(["x", "--config_file", "['a/configs/t.json','b.json']"]) == "a/configs/t.json"
-    assert _config_file_from_argv(["x", "--config_file=c/configs/t.json"]) == "c/configs/t.json"
-    assert _config_file_from_argv(["x", "--meta_file", "m.json"]) is None
-    monkeypatch.setattr(sys, "argv", ["prog", "--config_file", str(CONFIGS / "inference.json")])
-    assert Path(bundle_root_from_config()) == BUNDLE
-    monkeypatch.setattr(sys, "argv", ["prog"])
-    assert Path(bundle_root_from_config(default=tmp_path)) == tmp_path.resolve()
-    monkeypatch.chdir(tmp_path)
-    assert Path(bundle_root_from_config()) == tmp_path.resolve()
-
-
-def test_save_network_weights_unwraps_and_is_loadable(tmp_path):
-    net = torch.nn.Sequential(torch.nn.Linear(3, 2))
-    wrapped = torch.nn.DataParallel(net)
-    path = save_network_weights(wrapped, tmp_path / "models" / "model.pt")
-    state = torch.load(path, weights_only=True)
-    assert list(state) == ["0.weight", "0.bias"] and torch.equal(state["0.weight"], net[0].weight)
-
-
-class _Flat(torch.nn.Module):
-    """A stand-in encoder: ``embed`` flattens the image, ``forward`` returns a projection."""
-
-    def embed(self, x):
-        return x.flatten(1)
-
-    def forward(self, x):
-        return x.flatten(1)[:, :1]
-
-
-def _separable(n: int, num_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % num_classes
-    x = torch.randn(n, 1, 2, 2, generator=g) * 0.3
-    x[:, 0, 0, 0] += 2.0 * y
-    return x, y
-
-
-def test_fit_probe_head_binary_and_multiclass(tmp_path):
-    x, y = _separable(60, 2, 0)
-    head = fit_probe_head(_Flat(), (x, y), "binary", val_data=_separable(20, 2, 1), class_names=["no", "yes"])
-    p = head(x.flatten(1))
-    assert p.shape == (60, 1) and ((p[:, 0] > 0.5).long() == y).float().mean() > 0.95
-    loaded = ProbeHead.from_file(head.to_file(tmp_path / "probe.pt"))
-    assert torch.equal(loaded(x.flatten(1)), p) and loaded.class_names == ["no", "yes"]
-    x3, y3 = _separable(90, 3, 2)
-    head3 = fit_probe_head(_Flat(), (x3, y3), "multiclass")
-    p3 = head3(x3.flatten(1))
-    assert p3.shape == (90, 3) and torch.allclose(p3.sum(1), torch.ones(90))
-    assert (p3.argmax(1) == y3).float().mean() > 0.9
-    with pytest.raises(ValueError, match="probe shapes"):
-        ProbeHead(torch.zeros(4), torch.ones(4), torch.zeros(2, 3), torch.zeros(2), "multiclass")
-
-
-def test_embedding_inferer_returns_pooled_features():
-    x = torch.rand(2, 1, 2, 2)
-    assert torch.equal(EmbeddingInferer()(x, _Flat()), x.flatten(1))
+# ---------------------------------------------------------------------------------------------------- image sources
 
 
 def test_demo_source_warns_loudly_and_is_seeded(caplog):
@@ -454,34 +388,3 @@ def test_dicom_source(tmp_path):
     image = ds[0]["image"]
     assert (info["source"], info["task"], info["num_items"]) == ("dicom_cxr", "unlabelled", 1)
     assert image.shape == (1, 32, 32) and float(image.min()) == 0.0 and float(image.max()) == 1.0
-
-
-def test_embedding_writer_batched_and_decollated(tmp_path):
-    from ignite.engine import Engine
-    from monai.data import decollate_batch
-
-    from monai_jepa.bundle import EmbeddingWriter
-
-    batches = [
-        {"image": torch.rand(2, 1, 2, 2), "id": ["a", "b"], "label": torch.tensor([0, 1])},
-        {"image": torch.rand(1, 1, 2, 2), "id": ["c"], "label": torch.tensor([1])},
-    ]
-    texts = []
-    for mode in ("batched", "decollated"):
-
-        def step(engine, batch, mode=mode):
-            if mode == "batched":
-                return {"pred": batch["image"].flatten(1)}
-            engine.state.batch = decollate_batch(batch)
-            return [{"pred": item["image"].flatten()} for item in engine.state.batch]
-
-        writer = EmbeddingWriter(tmp_path / mode)
-        engine = Engine(step)
-        writer.attach(engine)
-        engine.run(batches, max_epochs=1)
-        emb = np.load(tmp_path / mode / "embeddings.npy")
-        assert np.allclose(emb, torch.cat([b["image"].flatten(1) for b in batches]).numpy())
-        texts.append((tmp_path / mode / "embeddings.csv").read_text())
-        assert not (tmp_path / mode / "probabilities.csv").exists()  # no probe head given
-    assert texts[0] == texts[1]
-    assert [line.split(",")[:2] for line in texts[0].splitlines()[1:]] == [["a", "0"], ["b", "1"], ["c", "1"]]
