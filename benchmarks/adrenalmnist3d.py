@@ -6,6 +6,7 @@ from-scratch baselines) on the official test split. The MedMNIST v2 reference is
 ACC 0.721. The encoder sees the 28^3 volumes in patches of 4^3 (7^3 tokens).
 
     python -m benchmarks.adrenalmnist3d --objective sigreg --steps 1000
+    python -m benchmarks.adrenalmnist3d --encoder unet --objective jepa --steps 1500   # MONAI UNet, 7^3 tokens
 """
 
 from __future__ import annotations
@@ -18,13 +19,21 @@ from pathlib import Path
 import torch
 
 from benchmarks._common import RESULTS, provenance
-from benchmarks._pretrain3d import OBJECTIVES, build_encoder, pretrain
+from benchmarks._pretrain3d import CNN_OBJECTIVES, OBJECTIVES, build_encoder, pretrain, pretrain_masked_cnn
 from monai_jepa.data.medmnist import load_medmnist
 from monai_jepa.evaluation import EvaluationSuite
+from monai_jepa.networks import MaskedConvEncoder
 from monai_jepa.utils.fileio import atomic_write_text
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "adrenalmnist3d" / "adrenalmnist3d.npz"
 OUT = RESULTS / "adrenalmnist3d"
+
+
+def build_unet() -> torch.nn.Module:
+    """MONAI UNet of the CNN rows on 28^3 volumes (two stride-2 levels: 7^3 tokens of 4^3 voxels)."""
+    from monai.networks.nets import UNet
+
+    return UNet(3, 1, 2, channels=(16, 32, 64), strides=(2, 2), num_res_units=2)
 
 
 def load(split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,7 +43,10 @@ def load(split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--objective", choices=OBJECTIVES, default="sigreg")
+    p.add_argument("--encoder", choices=("vit", "unet"), default="vit", help="JEPAViT, or a MONAI UNet encoder")
+    p.add_argument("--objective", choices=OBJECTIVES + CNN_OBJECTIVES, default="sigreg")
+    p.add_argument("--finetune_seeds", nargs="*", type=int, default=None)
+    p.add_argument("--ckpt_dir", default="outputs/adrenalmnist3d", help="pretraining checkpoints (UNet)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-4)
@@ -52,19 +64,36 @@ def main() -> None:
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = load("train"), load("val"), load("test")
     ekw = {"patch_size": args.patch, "hidden": args.hidden, "layers": args.layers, "heads": args.heads}
     t0 = time.perf_counter()
-    encoder, history = pretrain(x_tr, args.objective, args.steps, ekw, batch_size=args.batch_size, lr=args.lr,
-                                lamb=args.lamb, seed=args.seed, log_every=args.log_every,
-                                view_kwargs={"num_global": 2, "num_local": 4, "global_size": 28, "local_size": 12,
-                                             "global_scale": (0.4, 1.0), "local_scale": (0.1, 0.4)},
-                                flip_axes=(0, 1, 2))  # fmt: skip
+    tag = args.tag or (args.objective if args.encoder == "vit" else f"unet_{args.objective}")
+    if args.encoder == "unet":
+        if args.objective not in CNN_OBJECTIVES:
+            raise SystemExit(f"--encoder unet takes --objective {' or '.join(CNN_OBJECTIVES)}.")
+        model, history, _ = pretrain_masked_cnn(
+            x_tr.float(), build_unet(), args.objective, args.steps, str(Path(args.ckpt_dir) / tag),
+            batch_size=args.batch_size, lr=args.lr, lamb=args.lamb, seed=args.seed, log_every=args.log_every,
+            flip_axes=(0, 1, 2),
+        )  # fmt: skip
+        encoder = model.encoder
+        random_init = lambda: MaskedConvEncoder(build_unet(), (28, 28, 28))  # noqa: E731
+        ekw = {"network": "MONAI UNet 16-32-64, strides 2, 2 residual units; pooled stride-4 features"}
+    else:
+        if args.objective not in OBJECTIVES:
+            raise SystemExit(f"--encoder vit takes --objective {' or '.join(OBJECTIVES)}.")
+        encoder, history = pretrain(x_tr, args.objective, args.steps, ekw, batch_size=args.batch_size, lr=args.lr,
+                                    lamb=args.lamb, seed=args.seed, log_every=args.log_every,
+                                    view_kwargs={"num_global": 2, "num_local": 4, "global_size": 28,
+                                                 "local_size": 12, "global_scale": (0.4, 1.0),
+                                                 "local_scale": (0.1, 0.4)},
+                                    flip_axes=(0, 1, 2))  # fmt: skip
+        random_init = lambda: build_encoder(1, (28, 28, 28), **ekw)  # noqa: E731
     pretrain_seconds = time.perf_counter() - t0
-    tag = args.tag or args.objective
     out = OUT / tag
     suite = EvaluationSuite(
         model=encoder, train_data=(x_tr, y_tr), val_data=(x_va, y_va), test_data=(x_te, y_te), task="binary",
         output_dir=out, dataset_name="adrenalmnist3d", protocols=args.protocols, finetune_fractions=(1.0,),
         finetune_epochs=args.finetune_epochs, amp=True, batch_size=64, pretrain_seconds=pretrain_seconds,
-        random_init_factory=lambda: build_encoder(1, (28, 28, 28), **ekw), method_name=f"jepa_{args.objective}",
+        random_init_factory=random_init, method_name=f"jepa_{args.objective}" if args.encoder == "vit" else f"unet_{args.objective}",
+        finetune_seeds=args.finetune_seeds,
         finetune_kwargs={"batch_size": 32, "lr": 5e-4, "flip_dims": (2, 3, 4)},
     )  # fmt: skip
     records = suite.run()

@@ -23,7 +23,7 @@ from monai.networks.nets import UNet
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, NormalizeIntensityd, Orientationd, SpatialPadd
 
 from benchmarks._common import RESULTS, provenance
-from benchmarks._pretrain3d import OBJECTIVES, build_encoder, pretrain
+from benchmarks._pretrain3d import OBJECTIVES, build_encoder, pretrain, pretrain_masked_cnn
 from monai_jepa.evaluation import segmentation_label_sweep
 from monai_jepa.networks import JEPASegmenter, load_pretrained_encoder
 from monai_jepa.utils.fileio import atomic_write_text
@@ -86,68 +86,33 @@ def cmd_pretrain(args) -> None:
 
 
 def cmd_pretrain_cnn(args) -> None:
-    """Pretrain the UNet of the CNN rows on the 200 pool images (no labels) with the library's engine.
-
-    ``--objective jepa``: masked latent prediction of the UNet's encoder features at strides 8 and 4
-    (:class:`MaskedConvEncoder` + :class:`JEPAPredictor`, :class:`MaskedLatentLoss` with SIGReg, no EMA);
-    ``--objective mae``: masked reconstruction of per-patch normalised voxels by the whole UNet
-    (:class:`MaskedReconstructionModel`, MAE's loss). Both: the same masks (4 blocks of 15-20 % of the 6 x 8 x 6 token
-    grid, context = the rest), AdamW, warmup + cosine, bf16 autocast, :class:`MaskedLatentTrainer` with a
-    :class:`JEPACheckpointer` (the checkpoint's ``encoder.net.`` entries are the UNet).
-    """
-    from ignite.engine import Events
-    from monai.data import DataLoader, Dataset
-    from monai.handlers import LrScheduleHandler
-    from monai.transforms import RandFlipd, RandScaleIntensityd, RandShiftIntensityd
-
-    from monai_jepa.engines import JEPACheckpointer, MaskedLatentTrainer, warmup_cosine
-    from monai_jepa.losses import MaskedLatentLoss
-    from monai_jepa.networks import JEPAPredictor, MaskedConvEncoder, MaskedLatentModel, MaskedReconstructionModel
-    from monai_jepa.transforms import MultiBlockMaskGenerator
-
-    torch.manual_seed(args.seed)
+    """Pretrain the UNet of the CNN rows on the 200 pool images (no labels) with the library's engine
+    (:func:`benchmarks._pretrain3d.pretrain_masked_cnn`: ``jepa`` = masked latent prediction with SIGReg, ``mae`` =
+    masked reconstruction; the checkpoint's ``encoder.net.`` entries are the UNet)."""
     pool, _ = load_split()
-    aug = Compose([RandFlipd("image", prob=0.5, spatial_axis=0), RandScaleIntensityd("image", factors=0.1, prob=0.5),
-                   RandShiftIntensityd("image", offsets=0.1, prob=0.5)])  # fmt: skip
-    aug.set_random_state(args.seed)
-    loader = DataLoader(Dataset([{"image": i["image"]} for i in pool], aug), batch_size=args.batch_size,
-                        shuffle=True, drop_last=True, num_workers=0)  # fmt: skip
-    enc = MaskedConvEncoder(build_unet(), SIZE)
-    if args.objective == "jepa":
-        pred = JEPAPredictor(enc.grid_size, enc.embed_dim, args.predictor_dim, depth=args.predictor_depth, num_heads=6)
-        model, loss = MaskedLatentModel(enc, pred), MaskedLatentLoss(lamb=args.lamb, seed=args.seed)
-    else:
-        model, loss = MaskedReconstructionModel(enc), MaskedLatentLoss(lamb=0.0, loss="l2", seed=args.seed)
-    masks = MultiBlockMaskGenerator(enc.grid_size, num_blocks=4, block_scale=(0.15, 0.2), seed=args.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
-    epochs = -(-args.steps // len(loader))
-    sched = warmup_cosine(opt, warmup_steps=max(1, args.steps // 20), total_steps=epochs * len(loader))
     tag = args.tag or f"unet_{args.objective}"
-    ckpt_dir = Path(args.ckpt_dir) / tag
-    history: list[dict] = []
-    trainer = MaskedLatentTrainer(
-        device="cpu", max_epochs=epochs, train_data_loader=loader, network=model, optimizer=opt, loss_function=loss,
-        mask_fn=masks, amp=True, channels_last=False, seed=args.seed, health_interval=args.log_every,
-        train_handlers=[LrScheduleHandler(sched, print_lr=False, epoch_level=False),
-                        JEPACheckpointer(str(ckpt_dir), save_interval=500, resume_from="auto")],
-    )  # fmt: skip
     t0 = time.perf_counter()
-
-    @trainer.on(Events.ITERATION_COMPLETED(every=args.log_every))
-    def _log(engine):
-        out = {k: v for k, v in engine.state.output.items() if isinstance(v, float)}
-        history.append({"iteration": engine.state.iteration, "seconds": time.perf_counter() - t0, **out})
-        print(f"it {engine.state.iteration}: " + ", ".join(f"{k}={v:.4g}" for k, v in out.items()), flush=True)
-
-    trainer.run()
-    final = sorted(ckpt_dir.glob("*.pt"))[-1]
+    _, history, steps = pretrain_masked_cnn(
+        torch.stack([i["image"] for i in pool]), build_unet(), args.objective, args.steps,
+        str(Path(args.ckpt_dir) / tag), batch_size=args.batch_size, lr=args.lr, lamb=args.lamb, seed=args.seed,
+        log_every=args.log_every, flip_axes=(0,), predictor_dim=args.predictor_dim,
+        predictor_depth=args.predictor_depth,
+    )  # fmt: skip
+    final = sorted((Path(args.ckpt_dir) / tag).glob("*.pt"))[-1]
     payload = {"objective": args.objective, "network": "MONAI UNet 16-32-64-128, strides 2, 2 residual units",
-               "steps": trainer.state.iteration, "epochs": epochs, "batch_size": args.batch_size, "lr": args.lr,
-               "lamb": args.lamb if args.objective == "jepa" else 0.0, "seconds": time.perf_counter() - t0,
-               "checkpoint": str(final), "history": history, "provenance": provenance()}  # fmt: skip
+               "steps": steps, "epochs": -(-args.steps // (200 // args.batch_size)), "batch_size": args.batch_size,
+               "lr": args.lr, "lamb": args.lamb if args.objective == "jepa" else 0.0,
+               "seconds": time.perf_counter() - t0, "checkpoint": str(final),
+               "checkpoint_sha256": sha256_of(final), "history": history, "provenance": provenance()}  # fmt: skip
     OUT.mkdir(parents=True, exist_ok=True)
     atomic_write_text(OUT / f"pretrain_{tag}.json", json.dumps(payload, indent=4) + "\n")
     print(f"saved {final} ({payload['seconds']:.0f} s)")
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def cmd_segment(args) -> None:
@@ -242,10 +207,91 @@ def cmd_report(args) -> None:
     print("\n".join(lines))
 
 
+def cmd_report_cnn(args) -> None:
+    """Multi-seed table (mean +- std over seeds, paired differences) and label-efficiency plot of the CNN rows."""
+    import numpy as np
+
+    records = []
+    for name in args.sources:
+        payload = json.loads((OUT / name).read_text())
+        records += [dict(r, source=name) for r in payload["records"]]
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    counts = sorted({r["num_labelled"] for r in records})
+    dice = {(m, n): {r["seed"]: r["dice"] for r in records if r["method"] == m and r["num_labelled"] == n}
+            for m in methods for n in counts}  # fmt: skip
+    ref = args.reference
+    lines = ["# MSD Task04 Hippocampus: MONAI UNet pretrained by masked latent prediction (and peers)", "",
+             "Mean test Dice over anterior and posterior hippocampus, 60 test volumes; mean +- std over fine-tuning "
+             "seeds (seeds in brackets). Same UNet, same fine-tuning budget for every row (see the budget table).", "",
+             "| method | " + " | ".join(f"{n} labels" for n in counts) + " |", "|---|" + "---:|" * len(counts)]  # fmt: skip
+    for m in methods:
+        cells = []
+        for n in counts:
+            v = np.array(list(dice[(m, n)].values()))
+            cells.append("" if not len(v) else f"{v.mean():.3f} +- {v.std(ddof=1) if len(v) > 1 else 0:.3f} ({len(v)})")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", f"Paired differences to `{ref}` (same seed: same data order, flips and decoder initialisation "
+              "draws): mean [min, max] over seeds.", "", "| method | " + " | ".join(f"{n} labels" for n in counts) +
+              " |", "|---|" + "---:|" * len(counts)]  # fmt: skip
+    for m in methods:
+        if m == ref:
+            continue
+        cells = []
+        for n in counts:
+            seeds = sorted(set(dice[(m, n)]) & set(dice[(ref, n)]))
+            d = np.array([dice[(m, n)][s] - dice[(ref, n)][s] for s in seeds])
+            cells.append("" if not len(d) else f"{d.mean():+.3f} [{d.min():+.3f}, {d.max():+.3f}] ({len(d)})")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "Budget of every run (optimiser steps of 2 volumes, wall seconds on the machine named in the JSON, "
+              "with other jobs sharing the 2 cores):", "", "| method | labels | seed | steps | train s | Dice | "
+              "HD95 | source |", "|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for r in sorted(records, key=lambda r: (r["method"], r["num_labelled"], r["seed"])):
+        hd = "" if r["hd95"] is None else f"{r['hd95']:.2f}"
+        lines.append(f"| {r['method']} | {r['num_labelled']} | {r['seed']} | {r['steps']} | "
+                     f"{r['train_seconds']:.0f} | {r['dice']:.4f} | {hd} | {r['source']} |")  # fmt: skip
+    lines += ["", "## Pretraining runs", "", "| run | objective | steps | epochs | seconds | final loss | SIGReg |",
+              "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for path in sorted(OUT.glob("pretrain_unet_*.json")):
+        p = json.loads(path.read_text())
+        h = p["history"][-1] if p["history"] else {}
+        lines.append(f"| {path.stem} | {p['objective']} | {p['steps']} | {p['epochs']} | {p['seconds']:.0f} | "
+                     f"{h.get('loss', float('nan')):.4f} | {h.get('sigreg', float('nan')):.3f} |")  # fmt: skip
+    lines += ["", "Commands: `commands.md`; each JSON holds its command, commit, machine and date.",
+              "Plot: [label_efficiency_cnn.png](label_efficiency_cnn.png)."]  # fmt: skip
+    atomic_write_text(OUT / "results_cnn.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in methods:
+        xs = [n for n in counts if dice[(m, n)]]
+        v = [np.array(list(dice[(m, n)].values())) for n in xs]
+        ax.errorbar(xs, [a.mean() for a in v], yerr=[a.std(ddof=1) if len(a) > 1 else 0 for a in v], marker="o",
+                    capsize=3, label=m)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xticks(counts, [str(c) for c in counts])
+    ax.set_xlabel("labelled training volumes")
+    ax.set_ylabel("mean test Dice (60 volumes)")
+    ax.set_title("MSD Hippocampus, MONAI UNet (mean +- std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = OUT / "label_efficiency_cnn.tmp.png"
+    fig.savefig(tmp, dpi=120)
+    tmp.replace(OUT / "label_efficiency_cnn.png")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("report")
+    r = sub.add_parser("report_cnn")
+    r.add_argument("--sources", nargs="+", required=True, help="segment_*.json files under the results folder")
+    r.add_argument("--reference", default="unet_scratch", help="method the paired differences refer to")
     c = sub.add_parser("pretrain_cnn")
     c.add_argument("--objective", choices=("jepa", "mae"), default="jepa")
     c.add_argument("--steps", type=int, default=2400)
@@ -287,7 +333,13 @@ def main() -> None:
     s.add_argument("--amp", action="store_true")
     s.add_argument("--encoder_lr_scale", type=float, default=1.0, help="learning-rate factor of the ViT encoder")
     args = p.parse_args()
-    {"pretrain": cmd_pretrain, "pretrain_cnn": cmd_pretrain_cnn, "segment": cmd_segment, "report": cmd_report}[args.cmd](args)
+    {
+        "pretrain": cmd_pretrain,
+        "pretrain_cnn": cmd_pretrain_cnn,
+        "segment": cmd_segment,
+        "report": cmd_report,
+        "report_cnn": cmd_report_cnn,
+    }[args.cmd](args)
 
 
 if __name__ == "__main__":

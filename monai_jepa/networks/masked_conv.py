@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from contextlib import contextmanager
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -130,7 +131,9 @@ class MaskedConvEncoder(nn.Module):
             feature_levels = [n_levels - 1] + finer[-1:]
         levels = sorted({lv % n_levels for lv in feature_levels if -n_levels <= lv < n_levels})
         if not levels or len(levels) != len(set(feature_levels)):
-            raise ValueError(f"feature_levels must be distinct levels in [-{n_levels}, {n_levels - 1}], got {feature_levels}.")
+            raise ValueError(
+                f"feature_levels must be distinct levels in [-{n_levels}, {n_levels - 1}], got {feature_levels}."
+            )
         self.feature_levels = tuple(levels)
         deepest = self.level_strides[-1]
         self.patch_size = deepest if patch_size is None else ensure_tuple_rep(patch_size, self.spatial_dims)
@@ -142,7 +145,9 @@ class MaskedConvEncoder(nn.Module):
             if any(p % s for p, s in zip(self.patch_size, stride)):
                 raise ValueError(f"level {lv} has stride {stride}, which does not divide patch_size {self.patch_size}.")
             self.factors.append(tuple(p // s for p, s in zip(self.patch_size, stride)))
-        self.level_dims = tuple(self.level_channels[lv] * math.prod(f) for lv, f in zip(self.feature_levels, self.factors))
+        self.level_dims = tuple(
+            self.level_channels[lv] * math.prod(f) for lv, f in zip(self.feature_levels, self.factors)
+        )
         self.embed_dim = int(sum(self.level_dims))
         self.pooled_dim = int(self.level_channels[-1])
         self.grid_size = tuple(s // p for s, p in zip(self.img_size, self.patch_size))
