@@ -43,6 +43,7 @@ setup(
         "test": ["pytest>=7.4", "jsonschema>=4.0"],
         "dev": ["pytest>=7.4", "jsonschema>=4.0", "black>=24.0", "isort>=5.12", "flake8>=6.0"],
         "deid-compare": ["deid", "dicognito"],
+        "bench": ["lightly"],
     },
     entry_points={"console_scripts": ["monai_jepa = monai_jepa.cli:main"]},
     classifiers=[

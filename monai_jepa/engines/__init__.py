@@ -8,8 +8,10 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Pretraining engine: the LeJEPA trainer, learning-rate schedules, checkpoints, RNG states and logging helpers."""
+"""Pretraining engine: the LeJEPA trainer, learning-rate schedules, checkpoints, RNG states, logging helpers and the
+start-up probe of the step settings."""
 
+from .autotune import choose_step_settings, settings_label, step_candidates
 from .checkpoint import JEPACheckpointer, atomic_torch_save, latest_checkpoint, unwrap_network
 from .monitoring import JEPAProgressBar, attach_tensorboard, jepa_scalars
 from .rng import capture_rng_state, derive_seed, restore_rng_state, seed_global_rngs
@@ -25,12 +27,15 @@ __all__ = [
     "atomic_torch_save",
     "attach_tensorboard",
     "capture_rng_state",
+    "choose_step_settings",
     "derive_seed",
     "jepa_scalars",
     "latest_checkpoint",
     "plain_tensor",
     "restore_rng_state",
     "seed_global_rngs",
+    "settings_label",
+    "step_candidates",
     "unwrap_network",
     "warmup_cosine",
 ]

@@ -86,6 +86,8 @@ class MaskedLatentTrainer(LeJEPATrainer):
         image_key: batch key of the images.
         kwargs: the other arguments of :class:`~monai_jepa.engines.LeJEPATrainer` (``amp``, ``channels_last``,
             ``accumulation_steps``, ``time_limit_minutes``, ``seed``, ``train_handlers``, ...), except ``views_fn``.
+            ``amp="auto"`` / ``channels_last="auto"`` run the parent's start-up probe on this trainer's iteration
+            (the teacher's state is restored afterwards too, and follows the chosen memory format).
 
     Example::
 
@@ -159,6 +161,10 @@ class MaskedLatentTrainer(LeJEPATrainer):
             elif callable(getattr(fn, "set_random_state", None)) and hasattr(fn, "R"):
                 gens.append(_MaskSeed(fn, offset=i))
         return gens
+
+    def _probe_modules(self) -> list[torch.nn.Module]:
+        """The parent's modules plus the EMA teacher, when there is one."""
+        return super()._probe_modules() + ([self.teacher] if self.teacher is not None else [])
 
     # ------------------------------------------------------------------ iteration
     def _get_masks(self, batchdata: Any) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:

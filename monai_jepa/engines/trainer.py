@@ -30,8 +30,9 @@ from monai.utils.misc import MAX_SEED
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
+from monai_jepa.engines.autotune import AUTO, choose_step_settings, settings_label, step_candidates
 from monai_jepa.engines.rng import capture_rng_state, derive_seed, restore_rng_state, seed_global_rngs
-from monai_jepa.utils.dist import get_rank
+from monai_jepa.utils.dist import broadcast_int, get_rank
 from monai_jepa.utils.embedding import effective_rank, embedding_std
 
 if TYPE_CHECKING:
@@ -143,6 +144,23 @@ class LeJEPATrainer(SupervisedTrainer):
 
     Re-fetching the used batches costs their loading time once per resume (no forward pass).
 
+    Start-up probe (``amp="auto"`` and / or ``channels_last="auto"``): whether bf16 autocast and the
+    ``channels_last`` layout speed a step up depends on the hardware (on a CPU without bf16 matrix units, bf16 with
+    ``channels_last`` ran a 2D ResNet encoder 1.9x slower than bf16 in NCHW; on another CPU ``channels_last`` helped).
+    At the first iteration of a run, before its step, the trainer times its own iteration on that first batch under
+    each candidate setting (:func:`~monai_jepa.engines.autotune.step_candidates`: fp32 and bf16 on the CPU, fp32, bf16
+    and fp16 on CUDA, times contiguous and ``channels_last``; an explicit True / False keeps that argument fixed) with
+    :func:`~monai_jepa.engines.autotune.choose_step_settings`: per setting ``warmup`` untimed and ``repeats`` timed
+    forward + backward passes, no optimizer step and no iteration events. The weights and buffers of the network and
+    the loss (BatchNorm statistics, SIGReg's step counter), the gradients and the RNG states are restored afterwards,
+    so the run is the run it would have been with the chosen settings given explicitly. The fastest setting is kept for
+    the whole run, logged in one line with every timing, and recorded in ``engine.state.step_settings`` (a dict with
+    ``amp``, ``amp_dtype``, ``channels_last``, ``label``, ``seconds``, ``source="probe"``; with explicit settings the
+    same keys less the timings and ``source="given"``). The probe costs ``(warmup + repeats) x candidates`` steps
+    (16 with the defaults on the CPU), at the first ``run()`` of the trainer only, and counts towards
+    ``time_limit_minutes``. It needs the built-in iteration (not ``iteration_update``). Distributed runs take rank 0's
+    choice on every rank.
+
     Args:
         device: the training device.
         max_epochs: number of epochs to train.
@@ -162,7 +180,8 @@ class LeJEPATrainer(SupervisedTrainer):
         train_handlers: handlers with ``attach(engine)`` (StatsHandler, LrScheduleHandler, JEPACheckpointer, ...).
         amp: automatic mixed precision (autocast, ``amp_dtype``) for the forward passes, default True; the loss is
             always computed in float32. bf16 autocast doubled the W1 throughput on a CPU with bf16 matmul units
-            (``benchmarks/results/pretrain_throughput_w1_cpu.md``); set False on CPUs without them.
+            (``benchmarks/results/pretrain_throughput_w1_cpu.md``); set False on CPUs without them, or ``"auto"`` to
+            let the start-up probe choose (see "Start-up probe" above).
         event_names: extra Ignite events to register.
         event_to_attr: mapping event -> state attribute, as in MONAI.
         decollate: decollate batch and output after each iteration (default False: the output holds scalars only).
@@ -186,11 +205,14 @@ class LeJEPATrainer(SupervisedTrainer):
         time_limit_minutes: optional wall-clock limit per ``run()``: when exceeded, training terminates cleanly after
             the current iteration (a ``JEPACheckpointer`` then writes its final checkpoint).
         channels_last: put the network and 4D / 5D inputs in ``channels_last`` / ``channels_last_3d`` memory format
-            (default True: faster convolutions on CPU and GPU).
+            (default True: faster convolutions on most CPUs and GPUs), or ``"auto"`` to let the start-up probe choose.
         health_interval: compute ``embedding_std`` and ``effective_rank`` every this many iterations.
         seed: base seed of the per-epoch reseeding; ``None`` draws one from torch's global generator (so
             ``monai.utils.set_determinism`` fixes it). Saved in checkpoints and restored on resume.
         reseed_every_epoch: reseed the RNGs at the start of each epoch as described above (default True).
+        autotune_kwargs: options of the start-up probe (used only with ``"auto"``): ``warmup`` (untimed steps per
+            setting, default 1), ``repeats`` (timed steps per setting, default 3), ``candidates`` (the settings to
+            try, default from :func:`~monai_jepa.engines.autotune.step_candidates`) and ``timer`` (the clock).
 
     Example::
 
@@ -223,7 +245,7 @@ class LeJEPATrainer(SupervisedTrainer):
         additional_metrics: dict[str, Metric] | None = None,
         metric_cmp_fn: Callable = default_metric_cmp_fn,
         train_handlers: Sequence | None = None,
-        amp: bool = True,
+        amp: bool | str = True,
         event_names: list[str | EventEnum | type[EventEnum]] | None = None,
         event_to_attr: dict | None = None,
         decollate: bool = False,
@@ -239,10 +261,11 @@ class LeJEPATrainer(SupervisedTrainer):
         local_key: str = "image_local",
         image_key: str = "image",
         time_limit_minutes: float | None = None,
-        channels_last: bool = True,
+        channels_last: bool | str = True,
         health_interval: int = 10,
         seed: int | None = None,
         reseed_every_epoch: bool = True,
+        autotune_kwargs: dict | None = None,
     ) -> None:
         if not isinstance(accumulation_steps, int) or accumulation_steps < 1:
             raise ValueError(f"accumulation_steps must be a positive integer, got {accumulation_steps!r}.")
@@ -253,6 +276,16 @@ class LeJEPATrainer(SupervisedTrainer):
         if views_fn is not None and not callable(views_fn):
             raise ValueError(f"views_fn must be callable or None, got {type(views_fn).__name__}.")
         amp_dtype_ = _AMP_DTYPES[look_up_option(amp_dtype, tuple(_AMP_DTYPES))]
+        probe = isinstance(amp, str) or isinstance(channels_last, str)
+        candidates = step_candidates(device, amp, channels_last, amp_dtype) if probe else None  # validates "auto"
+        if probe and iteration_update is not None:
+            raise ValueError(
+                "amp / channels_last='auto' probe the built-in iteration: not available with iteration_update."
+            )
+        autotune_kwargs = dict(autotune_kwargs or {})
+        unknown = set(autotune_kwargs) - {"candidates", "warmup", "repeats", "timer"}
+        if unknown:
+            raise ValueError(f"autotune_kwargs accepts candidates, warmup, repeats and timer, got {sorted(unknown)}.")
         # accumulation_steps is handled here (MONAI < 1.6 has no such argument)
         super().__init__(
             device=device,
@@ -269,7 +302,7 @@ class LeJEPATrainer(SupervisedTrainer):
             additional_metrics=additional_metrics,
             metric_cmp_fn=metric_cmp_fn,
             train_handlers=train_handlers,
-            amp=amp,
+            amp=False if amp == AUTO else amp,  # fixed by the start-up probe
             event_names=event_names,
             event_to_attr=event_to_attr,
             decollate=decollate,
@@ -283,7 +316,17 @@ class LeJEPATrainer(SupervisedTrainer):
         self.views_fn = views_fn
         self.global_key, self.local_key, self.image_key = global_key, local_key, image_key
         self.time_limit_minutes = time_limit_minutes
-        self.channels_last = channels_last
+        self.channels_last = False if channels_last == AUTO else channels_last
+        self._probe_candidates = autotune_kwargs.pop("candidates", candidates) if probe else None
+        self._autotune_kwargs = autotune_kwargs
+        self._probing = False
+        self.state.step_settings = {
+            "amp": bool(self.amp),
+            "amp_dtype": amp_dtype if self.amp else None,
+            "channels_last": bool(self.channels_last),
+            "label": settings_label({"amp": self.amp, "amp_dtype": amp_dtype, "channels_last": self.channels_last}),
+            "source": "probe pending" if probe else "given",
+        }
         self.health_interval = health_interval
         self.reseed_every_epoch = reseed_every_epoch
         self.state.seed = int(torch.randint(0, 2**31 - 1, (1,)).item()) if seed is None else int(seed)
@@ -299,6 +342,8 @@ class LeJEPATrainer(SupervisedTrainer):
         self.add_event_handler(Events.EPOCH_STARTED, self._on_epoch_started)
         self.add_event_handler(Events.ITERATION_COMPLETED, self._check_time_limit)
         self.add_event_handler(Events.TERMINATE, self._on_terminate)
+        if probe:
+            self.add_event_handler(Events.ITERATION_STARTED, self._on_iteration_started)
 
     # ------------------------------------------------------------------ RNG and resuming
     @property
@@ -383,6 +428,88 @@ class LeJEPATrainer(SupervisedTrainer):
             )
             self.terminate()
 
+    # ------------------------------------------------------------------ start-up probe of amp / channels_last
+    def _probe_modules(self) -> list[torch.nn.Module]:
+        """The modules whose state (weights, BatchNorm statistics, SIGReg's step counter...) the probe restores and
+        whose memory format follows ``channels_last``."""
+        modules = [self.network]
+        if isinstance(self.loss_function, torch.nn.Module):
+            modules.append(self.loss_function)
+        return modules
+
+    def _apply_step_settings(self, settings: Mapping[str, Any]) -> None:
+        self.amp = bool(settings["amp"])
+        if self.amp:
+            self.amp_dtype = _AMP_DTYPES[settings["amp_dtype"]]
+        self.channels_last = bool(settings["channels_last"])
+        for module in self._probe_modules():
+            module.to(memory_format=torch.contiguous_format)
+        self._memory_format_set = False  # the first pass converts the network when channels_last
+
+    def _make_scaler(self) -> torch.amp.GradScaler | None:
+        use_scaler = self.amp and self.amp_dtype == torch.float16 and self.state.device.type == "cuda"
+        return torch.amp.GradScaler("cuda") if use_scaler else None
+
+    def _on_iteration_started(self, _: Engine) -> None:
+        if self._probe_candidates is not None:
+            candidates, self._probe_candidates = self._probe_candidates, None
+            self._probe_step_settings(self.state.batch, candidates)
+
+    def _probe_step_settings(self, batch: Any, candidates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Choose ``amp`` / ``channels_last`` by timing this trainer's iteration on ``batch`` under each candidate.
+
+        The probe steps run the real iteration (views or masks, encoding, loss) with forward + backward only: no
+        optimizer step, no iteration events, no output. The states of :meth:`_probe_modules` (weights and buffers),
+        the gradients and the RNG states (global and :attr:`rng_generators`) are snapshotted first and restored
+        afterwards, so the run continues exactly as if it had been started with the chosen settings. In a distributed
+        run every rank adopts rank 0's choice.
+
+        Returns:
+            ``engine.state.step_settings``: the result of :func:`~monai_jepa.engines.autotune.choose_step_settings`
+            with ``"source": "probe"``.
+        """
+        modules = self._probe_modules()
+        states = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in modules]
+        params = {id(p): p for m in modules for p in m.parameters()}
+        params.update({id(p): p for group in self.optimizer.param_groups for p in group["params"]})
+        grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in params.values()]
+        generators = self.rng_generators
+        rng = capture_rng_state(generators)
+        health, output = self._health, self.state.output
+
+        def step(settings: Mapping[str, Any]) -> None:
+            self._apply_step_settings(settings)
+            self._probing = True
+            try:
+                self._iteration(self, batch)
+            finally:
+                self._probing = False
+
+        sync = torch.cuda.synchronize if self.state.device.type == "cuda" else None
+        kwargs = {"warmup": 1, "repeats": 3, **self._autotune_kwargs}
+        candidates = [dict(c) for c in candidates]
+        labels = [settings_label(c) for c in candidates]
+        result: dict[str, Any] | None = None
+        try:
+            result = choose_step_settings(step, candidates, logger=self.logger, sync=sync, **kwargs)
+            index = broadcast_int([labels.index(result["label"])])[0]  # every rank takes rank 0's choice
+            if labels[index] != result["label"]:
+                self.logger.info(f"rank {get_rank()} uses rank 0's step settings {labels[index]}.")
+                result.update({k: candidates[index][k] for k in ("amp", "amp_dtype", "channels_last")})
+                result["label"] = labels[index]
+        finally:
+            self._apply_step_settings(result if result is not None else self.state.step_settings)
+            for module, state in zip(modules, states):
+                module.load_state_dict(state)
+            for p, g in grads:
+                p.grad = g
+            restore_rng_state(rng, generators)
+            self._health, self.state.output = health, output
+        self.scaler = self._make_scaler()
+        result["source"] = "probe"
+        self.state.step_settings = result
+        return result
+
     def run(self) -> None:  # type: ignore[override]
         """Train (or resume) for ``max_epochs`` epochs.
 
@@ -393,8 +520,7 @@ class LeJEPATrainer(SupervisedTrainer):
         if el == 0:
             warnings.warn("`train_data_loader` is empty or `epoch_length` is 0: nothing to train.")
             return
-        use_scaler = self.amp and self.amp_dtype == torch.float16 and self.state.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        self.scaler = self._make_scaler()
         if self.should_terminate and el:  # continue a terminated run mid-epoch instead of starting a new epoch
             self.state.epoch = self.state.iteration // el
             self.should_terminate = False
@@ -462,6 +588,27 @@ class LeJEPATrainer(SupervisedTrainer):
     def _after_optimizer_step(self) -> None:
         """Called after each optimizer step (e.g. to update an EMA teacher); does nothing here."""
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.state.device.type, **{"dtype": self.amp_dtype, **self.amp_kwargs})
+
+    def _probe_pass(self, forward: Callable[[], Any], loss_terms: Callable[[Any], Mapping[str, Any]]) -> dict:
+        """One step of the start-up probe: forward under autocast, loss, backward; no optimizer step and no events.
+
+        Raises:
+            NonFiniteLossError: when the loss is not finite under the probed setting (the probe then skips it).
+        """
+        self.network.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            outputs = forward()
+        loss = loss_terms(outputs)["loss"]
+        if not math.isfinite(float(loss.detach())):
+            raise NonFiniteLossError(self.state.iteration, self.state.epoch, {"loss": float(loss.detach())})
+        loss.backward()
+        return {}
+
     def _optimisation_step(
         self,
         forward: Callable[[], Any],
@@ -486,6 +633,8 @@ class LeJEPATrainer(SupervisedTrainer):
         Raises:
             NonFiniteLossError: when the loss is NaN or infinite (before backward).
         """
+        if self._probing:
+            return self._probe_pass(forward, loss_terms)
         acc, el = self.accumulation_steps, self.state.epoch_length
         local_iter = (self.state.iteration - 1) % el if el else self.state.iteration - 1
         should_zero_grad = local_iter % acc == 0
@@ -494,11 +643,7 @@ class LeJEPATrainer(SupervisedTrainer):
         self.network.train()
         if should_zero_grad:
             self.optimizer.zero_grad(set_to_none=self.optim_set_to_none)
-        autocast = (
-            torch.autocast(self.state.device.type, **{"dtype": self.amp_dtype, **self.amp_kwargs})
-            if self.amp
-            else contextlib.nullcontext()
-        )
+        autocast = self._autocast()
         # DDP: accumulate locally and all-reduce the gradients only on the micro-batch that steps
         no_sync = not should_step and isinstance(self.network, torch.nn.parallel.DistributedDataParallel)
         with self.network.no_sync() if no_sync else contextlib.nullcontext():

@@ -110,6 +110,24 @@ def test_gradient_matches_autograd_reference():
     torch.testing.assert_close(grad.double(), ref, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("num_knots", [17, 16])
+def test_blocked_recurrence_matches_reference(num_knots):
+    """Many samples: the CPU passes run over several blocks of slices (the last one partial), in place."""
+    from monai_jepa.losses.sigreg import _column_blocks
+
+    gen = torch.Generator().manual_seed(1)
+    u = (torch.randn(3000, 150, generator=gen) * 1.3).requires_grad_(True)
+    assert [(b.start, b.stop) for b in _column_blocks(u)] == [(0, 64), (64, 128), (128, 150)]
+    weights = torch.rand(150, generator=gen, dtype=torch.float64)
+    ep = epps_pulley(u, num_knots=num_knots)
+    (grad,) = torch.autograd.grad((ep.double() * weights).sum(), u)
+    u64 = u.detach().double().requires_grad_(True)
+    ref = naive_ep_torch(u64, num_knots=num_knots)
+    (ref_grad,) = torch.autograd.grad((ref * weights).sum(), u64)
+    torch.testing.assert_close(ep.double(), ref.detach(), rtol=2e-4, atol=1e-4)
+    torch.testing.assert_close(grad.double(), ref_grad, rtol=1e-3, atol=1e-6)
+
+
 def test_fp32_under_autocast_and_bf16_input():
     sigreg = SIGReg(num_slices=64)
     z = torch.randn(128, 32)
