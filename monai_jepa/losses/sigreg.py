@@ -76,7 +76,7 @@ def _unit_complex(x: torch.Tensor) -> torch.Tensor:
 
 
 _BLOCK_ELEMENTS = 1 << 17
-"""Target size (elements of one complex working tensor) of a column block on the CPU: 1 MiB, about one L2 cache."""
+"""Target size of a column block on the CPU, per thread: 2^17 elements of a complex64 working tensor (1 MiB)."""
 _MIN_BLOCK_COLUMNS = 64
 
 
@@ -84,13 +84,15 @@ def _column_blocks(u: torch.Tensor) -> list[slice]:
     """Column (slice) blocks of ``u`` (..., N, M) processed through all knots at a time.
 
     On the CPU the blocks are small enough for the working tensors to stay in cache while the recurrence runs
-    through the knots (at least 64 columns, so the Python loop stays short); on other devices one block.
+    through the knots: about 1 MiB per tensor and thread (every elementwise operation splits a block among the
+    threads; fewer, larger blocks with more threads also keep the number of parallel regions down), and at least 64
+    columns, so the Python loop stays short. On other devices: one block.
     """
     m = u.shape[-1]
     if u.device.type != "cpu":
         return [slice(0, m)]
     rows = max(1, u.numel() // max(m, 1))
-    width = min(m, max(_MIN_BLOCK_COLUMNS, _BLOCK_ELEMENTS // rows))
+    width = min(m, max(_MIN_BLOCK_COLUMNS, _BLOCK_ELEMENTS * torch.get_num_threads() // rows))
     return [slice(i, min(i + width, m)) for i in range(0, m, width)]
 
 

@@ -111,13 +111,16 @@ def test_gradient_matches_autograd_reference():
 
 
 @pytest.mark.parametrize("num_knots", [17, 16])
-def test_blocked_recurrence_matches_reference(num_knots):
-    """Many samples: the CPU passes run over several blocks of slices (the last one partial), in place."""
+@pytest.mark.parametrize("threads,blocks", [(1, [(0, 64), (64, 128), (128, 150)]), (2, [(0, 87), (87, 150)])])
+def test_blocked_recurrence_matches_reference(num_knots, threads, blocks, monkeypatch):
+    """Many samples: the CPU passes run over several blocks of slices (the last one partial), in place; the block
+    width follows the thread count (2^17 elements per thread: 2^18 // 3000 rows = 87 columns with 2 threads)."""
     from monai_jepa.losses.sigreg import _column_blocks
 
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     gen = torch.Generator().manual_seed(1)
     u = (torch.randn(3000, 150, generator=gen) * 1.3).requires_grad_(True)
-    assert [(b.start, b.stop) for b in _column_blocks(u)] == [(0, 64), (64, 128), (128, 150)]
+    assert [(b.start, b.stop) for b in _column_blocks(u)] == blocks
     weights = torch.rand(150, generator=gen, dtype=torch.float64)
     ep = epps_pulley(u, num_knots=num_knots)
     (grad,) = torch.autograd.grad((ep.double() * weights).sum(), u)
