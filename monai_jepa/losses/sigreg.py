@@ -24,8 +24,8 @@ Exactness and speed:
       t = 0 is skipped (its integrand is exactly 0);
     * the knots are evenly spaced, ``t_k = t_0 + k dt``, so ``exp(i t_k u) = exp(i t_0 u) exp(i dt u)^k``: two
       cos/sin evaluations per element instead of one per knot, and the backward pass sums the per-knot terms with
-      Horner's scheme on the same rotation; both passes run in cache-sized blocks of slices with in-place updates
-      (the statistic is memory-bound; see :class:`_ECFSums`);
+      Horner's scheme on the same rotation; both passes update one buffer in place and, on one CPU thread, run in
+      cache-sized blocks of slices (the statistic is memory-bound; see :class:`_ECFSums`);
     * the whole statistic is computed in fp32, with autocast disabled;
     * in a distributed run the per-knot sums are all-reduced with an autograd-aware sum, so every rank computes the
       statistic of the global batch and, after DDP's gradient averaging, the gradient of the global batch.
@@ -76,23 +76,25 @@ def _unit_complex(x: torch.Tensor) -> torch.Tensor:
 
 
 _BLOCK_ELEMENTS = 1 << 17
-"""Target size of a column block on the CPU, per thread: 2^17 elements of a complex64 working tensor (1 MiB)."""
+"""Target size of a column block on a single CPU thread: 2^17 elements of a complex64 working tensor (1 MiB)."""
 _MIN_BLOCK_COLUMNS = 64
 
 
 def _column_blocks(u: torch.Tensor) -> list[slice]:
     """Column (slice) blocks of ``u`` (..., N, M) processed through all knots at a time.
 
-    On the CPU the blocks are small enough for the working tensors to stay in cache while the recurrence runs
-    through the knots: about 1 MiB per tensor and thread (every elementwise operation splits a block among the
-    threads; fewer, larger blocks with more threads also keep the number of parallel regions down), and at least 64
-    columns, so the Python loop stays short. On other devices: one block.
+    With one CPU thread the blocks are small enough for the working tensors to stay in cache while the recurrence
+    runs through the knots (about 1 MiB per tensor, at least 64 columns so that the Python loop stays short). With
+    several threads, and on other devices, one block: every elementwise operation is a parallel region, and on a
+    loaded machine each region can wait for a descheduled thread, so that the time grows with their number (with 2
+    threads on 2 CPUs busy with other jobs, 8 blocks took a median 2.7 s for the benchmark workload of
+    ``benchmarks/sigreg_speed.py``, against 0.24 s unblocked; 52 ms against 151 ms on one thread).
     """
     m = u.shape[-1]
-    if u.device.type != "cpu":
+    if u.device.type != "cpu" or torch.get_num_threads() > 1:
         return [slice(0, m)]
     rows = max(1, u.numel() // max(m, 1))
-    width = min(m, max(_MIN_BLOCK_COLUMNS, _BLOCK_ELEMENTS * torch.get_num_threads() // rows))
+    width = min(m, max(_MIN_BLOCK_COLUMNS, _BLOCK_ELEMENTS // rows))
     return [slice(i, min(i + width, m)) for i in range(0, m, width)]
 
 
@@ -103,9 +105,9 @@ class _ECFSums(torch.autograd.Function):
     Backward: ``dL/du = Re(exp(i t0 u) * sum_k H_k r^k)`` with ``H_k = t_k (dL/dB_k + i dL/dA_k)``, the polynomial
     evaluated by Horner's scheme, again one in-place complex multiply and add per knot.
 
-    The statistic is memory-bound: both passes run block by block over the slices (:func:`_column_blocks`), with the
-    recurrence updating one buffer in place, so the working set stays in cache and no temporary is allocated per
-    knot. The backward pass recomputes ``r`` from the saved ``u`` (one cos/sin pair per element) instead of saving two
+    The statistic is memory-bound: the recurrence updates one buffer in place (no temporary per knot) and, on one CPU
+    thread, both passes run block by block over the slices (:func:`_column_blocks`), so the working set stays in
+    cache. The backward pass recomputes ``r`` from the saved ``u`` (one cos/sin pair per element) instead of saving two
     complex tensors, four times the size of ``u``.
     """
 
