@@ -97,6 +97,12 @@ def load_previous_sigreg(rev: str) -> type:
     return module.SIGReg
 
 
+def quartiles(values: list[float]) -> tuple[float, float]:
+    """First and third quartiles (nearest rank)."""
+    s = sorted(values)
+    return s[len(s) // 4], s[(3 * len(s)) // 4]
+
+
 def lightly_directions(dim: int, slices: int, seed: int) -> torch.Tensor:
     """The directions lightly's SIGReg draws after ``torch.manual_seed(seed)`` (normalised Gaussian columns)."""
     torch.manual_seed(seed)
@@ -177,6 +183,7 @@ def compare_lightly(args: argparse.Namespace) -> None:
                     times[key].append(time.perf_counter() - t0)
         timings[str(threads)] = {
             "median_s": {k: median(v) for k, v in times.items()},
+            "quartiles_s": {k: quartiles(v) for k, v in times.items()},
             "all_s": times,
             "loadavg_before": load_before,
             "loadavg_after": os.getloadavg(),
@@ -198,10 +205,12 @@ def compare_lightly(args: argparse.Namespace) -> None:
     }
     rows = []
     for threads, entry in timings.items():
-        med = entry["median_s"]
+        med, quart = entry["median_s"], entry["quartiles_s"]
         for key, (grid, _) in implementations().items():
+            q1, q3 = (q * 1e3 for q in quart[key])
             rows.append(
-                f"| {threads} | {key} | {grids[grid]} | {med[key] * 1e3:.1f} | {med['lightly'] / med[key]:.2f}x |"
+                f"| {threads} | {key} | {grids[grid]} | {med[key] * 1e3:.1f} | {q1:.1f} - {q3:.1f} | "
+                f"{med['lightly'] / med[key]:.2f}x |"
             )
     loads = ", ".join(
         f"{e['loadavg_before'][0]:.2f} -> {e['loadavg_after'][0]:.2f} during the {t}-thread runs"
@@ -228,8 +237,8 @@ load hits all of them), median of {args.repeats} runs after {args.warmup} warm-u
 fresh directions, as in training. Load condition: **{args.label}** (1-minute load average {loads}; {os.cpu_count()}
 CPUs).
 
-| threads | implementation | knots | median (ms) | lightly time / this |
-|---|---|---|---|---|
+| threads | implementation | knots | median (ms) | quartiles (ms) | lightly time / this (medians) |
+|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 Values and gradients on shared directions (lightly's own draw after `torch.manual_seed(123)`, given to monai_jepa as

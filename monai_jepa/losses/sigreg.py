@@ -103,7 +103,7 @@ class _ECFSums(torch.autograd.Function):
 
     Forward: ``exp(i t_k u) = exp(i t0 u) r^k`` with ``r = exp(i dt u)``, one in-place complex multiply per knot.
     Backward: ``dL/du = Re(exp(i t0 u) * sum_k H_k r^k)`` with ``H_k = t_k (dL/dB_k + i dL/dA_k)``, the polynomial
-    evaluated by Horner's scheme, again one in-place complex multiply and add per knot.
+    evaluated by Horner's scheme, again one in-place complex multiply-add per knot.
 
     The statistic is memory-bound: the recurrence updates one buffer in place (no temporary per knot) and, on one CPU
     thread, both passes run block by block over the slices (:func:`_column_blocks`), so the working set stays in
@@ -118,10 +118,10 @@ class _ECFSums(torch.autograd.Function):
             ub = u[..., cols]
             rot = _unit_complex(ub * dt)
             z = rot.clone() if t0 == dt else _unit_complex(ub * t0)
-            sums[..., 0, cols] = z.sum(-2)
+            torch.sum(z, -2, out=sums[..., 0, cols])
             for k in range(1, n):
                 z.mul_(rot)
-                sums[..., k, cols] = z.sum(-2)
+                torch.sum(z, -2, out=sums[..., k, cols])
         ctx.save_for_backward(u)
         ctx.knots = (t0, dt, n)
         return sums.real.contiguous(), sums.imag.contiguous()
@@ -136,12 +136,13 @@ class _ECFSums(torch.autograd.Function):
         for cols in _column_blocks(u):
             ub, hb = u[..., cols], h[..., cols]
             rot = _unit_complex(ub * dt)
-            top = hb[..., n - 1, :].unsqueeze(-2)
-            poly = top.expand_as(rot) if n == 1 else rot * top
-            for k in range(n - 2, -1, -1):
-                poly.add_(hb[..., k, :].unsqueeze(-2))
-                if k:
-                    poly.mul_(rot)
+            coef = hb.unsqueeze(-2)  # (..., n, 1, cols)
+            if n == 1:
+                poly = coef[..., 0, :, :].expand_as(rot)
+            else:
+                poly = torch.addcmul(coef[..., n - 2, :, :], coef[..., n - 1, :, :], rot)
+                for k in range(n - 3, -1, -1):
+                    torch.addcmul(coef[..., k, :, :], poly, rot, out=poly)  # in place: one pass per knot
             first = rot if t0 == dt else _unit_complex(ub * t0)
             grad[..., cols] = (first * poly).real
         return grad, None, None, None
