@@ -8,6 +8,17 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "monai_jepa" / "__init__.py").read_text()).group(1)
 
+# optional dependencies by feature; the core (torch, MONAI, pytorch-ignite, numpy, einops) needs none of them
+EXTRAS = {
+    "dicom": ["pydicom>=2.4", "itk>=5.3"],  # DICOM input and de-identification; MONAI's ITKReader
+    "data": ["nibabel>=5.0", "pillow>=9.0", "h5py>=3.8", "scipy>=1.10"],  # NIfTI, PNG / JPEG, HDF5, demo volumes
+    "eval": ["scikit-learn>=1.2", "scipy>=1.10", "matplotlib>=3.6"],  # probes, metrics, HD95, plots
+    "cli": ["fire>=0.5"],  # python -m monai_jepa, python -m monai.bundle
+    "tensorboard": ["tensorboard>=2.12"],
+    "progress": ["tqdm>=4.60"],  # JEPAProgressBar
+}
+ALL_EXTRAS = sorted({req for reqs in EXTRAS.values() for req in reqs})
+
 setup(
     name="monai_jepa",
     version=VERSION,
@@ -25,23 +36,14 @@ setup(
         "pytorch-ignite>=0.4.11",
         "numpy>=1.26,<3",
         "einops>=0.7",
-        "nibabel>=5.0",
-        "pydicom>=2.4",
-        "itk>=5.3",
-        "SimpleITK>=2.2",
-        "fire>=0.5",
-        "tensorboard>=2.12",
-        "tqdm>=4.60",
-        "pyyaml>=6.0",
-        "scipy>=1.10",
-        "pillow>=9.0",
-        "scikit-learn>=1.2",
-        "matplotlib>=3.6",
-        "h5py>=3.8",
     ],
+    # the optional dependencies, as in MONAI: imported with monai.utils.optional_import, and the error raised
+    # without one names its extra (monai_jepa.utils.module.OPTIONAL_PACKAGES)
     extras_require={
-        "test": ["pytest>=7.4", "jsonschema>=4.0"],
-        "dev": ["pytest>=7.4", "jsonschema>=4.0", "black>=24.0", "isort>=5.12", "flake8>=6.0"],
+        **EXTRAS,
+        "all": ALL_EXTRAS,
+        "test": ALL_EXTRAS + ["pytest>=7.4", "jsonschema>=4.0"],
+        "dev": ALL_EXTRAS + ["pytest>=7.4", "jsonschema>=4.0", "black>=24.0", "isort>=5.12", "flake8>=6.0"],
         "deid-compare": ["deid", "dicognito"],
         "bench": ["lightly"],
     },

@@ -233,7 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         0 on success, 1 when ``inspect`` / ``check`` found a problem, 2 on an error (one line on stderr).
     """
-    import fire
+    try:
+        import fire
+    except ImportError:  # an optional dependency (monai_jepa.utils.module would import torch: keep --help fast)
+        print("error: the monai_jepa command line needs fire: pip install 'monai_jepa[cli]'", file=sys.stderr)
+        return EXIT_ERROR
 
     _quiet()
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
@@ -248,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code or 0)
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_ERROR
-    except (ValueError, OSError) as e:  # the data errors (DataError is a ValueError) and bad options
+    except (ValueError, OSError, ImportError) as e:  # data errors (DataError is a ValueError), bad options, extras
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
     return 0

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 from monai.utils import optional_import
 
+from monai_jepa.utils.module import require_package
+
 from .datalist import dataset_root, make_datalist, patient_split, register_datalist, skip_or_raise
 from .errors import DataError, LayoutError, MissingFileError, UnreadableFileError
 
@@ -323,6 +325,7 @@ def lidc_idri_datalist(
         raise ValueError(f"`min_agreement` must be in 1..4, got {min_agreement!r}.")
     if max_distance_mm <= 0:
         raise ValueError(f"`max_distance_mm` must be > 0, got {max_distance_mm!r}.")
+    require_package("pydicom", "monai_jepa.data.lidc_idri_datalist", "DICOM input")
     skipped: list[dict[str, str]] = []
     sink = skipped if skip_bad else None
     items = []

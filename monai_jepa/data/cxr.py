@@ -45,6 +45,8 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import look_up_option, optional_import
 
+from monai_jepa.utils.module import require_package
+
 from .datalist import dataset_root, make_datalist, patient_split, read_table, register_datalist, skip_or_raise
 from .errors import (
     DataError,
@@ -576,6 +578,7 @@ def _read_cxr(
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"DICOM file {path} does not exist.", path=path)
+    require_package("pydicom", "monai_jepa.data.load_cxr_dicom", "DICOM input")
     try:
         ds = pydicom.dcmread(path)
     except Exception as e:

@@ -18,7 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
+from monai.utils import optional_import
+
+from monai_jepa.utils.module import require_package
+
+gaussian_filter, _ = optional_import("scipy.ndimage", name="gaussian_filter")
 
 __all__ = ["make_demo_brats", "brats_dir_or_demo", "DEMO_BRATS_CONTRASTS"]
 
@@ -62,8 +66,8 @@ def make_demo_brats(
         make_demo_brats("/tmp/demo_brats", num_cases=4, size=(32, 32, 32))
         datalist = build_datalist("brats", "/tmp/demo_brats")  # 4 cases, 4 sequences each
     """
-    import nibabel as nib
-
+    nib = require_package("nibabel", "monai_jepa.data.make_demo_brats", "writing the NIfTI demo volumes")
+    require_package("scipy", "monai_jepa.data.make_demo_brats", "the demo volumes' smooth texture")
     size = tuple(int(s) for s in size)
     if len(size) != 3 or any(s < 16 for s in size):
         raise ValueError(f"`size` must be 3 ints >= 16, got {size!r}.")

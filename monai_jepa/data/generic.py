@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 from monai.utils import look_up_option, optional_import
 
+from monai_jepa.utils.module import require_package
+
 from .datalist import (
     dataset_root,
     encode_labels,
@@ -143,6 +145,7 @@ def read_dicom_header(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"DICOM file {path} does not exist.", path=path)
+    require_package("pydicom", "monai_jepa.data.read_dicom_header", "DICOM input")
     try:
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
@@ -312,6 +315,7 @@ def _list_cases(folder: Path, extensions: Sequence[str]) -> dict[str, Path]:
 def _nifti_shape(path: Path) -> tuple[int, ...] | None:
     if not path.name.lower().endswith((".nii", ".nii.gz")):
         return None
+    require_package("nibabel", "monai_jepa.data.nifti_folder_datalist", "NIfTI input")
     try:
         return tuple(int(s) for s in nib.load(str(path)).shape)
     except Exception as e:
@@ -557,6 +561,7 @@ def image_csv_datalist(
             if check_files:
                 if not path.is_file():
                     raise MissingFileError(f"image {path} (table {table}, row {i + 2}) does not exist.", path=path)
+                require_package("PIL", "monai_jepa.data.image_csv_datalist", "checking PNG / JPEG files")
                 try:
                     with PILImage.open(path) as im:
                         im.size

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from monai_jepa.utils.module import require_package
+
 from .errors import (
     DataError,
     EmptyDatasetError,
@@ -72,8 +74,7 @@ def _error_problem(e: DataError) -> dict:
 
 
 def _orientation(affine: np.ndarray, n_spatial: int) -> str | None:
-    import nibabel as nib
-
+    nib = require_package("nibabel", "monai_jepa.data.inspect_path", "the orientation codes")
     try:
         codes = nib.orientations.aff2axcodes(affine)
     except Exception:  # noqa: BLE001 - degenerate affine

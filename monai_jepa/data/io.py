@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from monai_jepa.utils.fileio import atomic_write, atomic_write_text
+from monai_jepa.utils.module import require_package
 
 from .errors import (
     DataError,
@@ -82,6 +83,13 @@ _DECODER_PACKAGES = (
     ("JPEG", "pylibjpeg pylibjpeg-libjpeg"),  # baseline, extended, lossless, JPEG-LS
     ("RLE", "pylibjpeg pylibjpeg-rle"),
 )
+# the optional package that each MONAI ImageReader needs, and what for
+_READER_PACKAGES = {
+    "NibabelReader": ("nibabel", "NIfTI input"),
+    "PILReader": ("PIL", "PNG / JPEG input"),
+    "ITKReader": ("itk", "MONAI's ITKReader"),
+    "PydicomReader": ("pydicom", "MONAI's PydicomReader"),
+}
 # a deflate stream expands at most ~1032x: a gzip NIfTI whose header declares more voxel bytes is corrupt
 _MAX_GZIP_RATIO = 1100
 
@@ -140,9 +148,8 @@ def _dicom_files_in(folder: Path) -> list[Path]:
 
 
 def _pydicom():
-    import pydicom  # a required dependency; imported lazily to keep `python -m monai_jepa --help` fast
-
-    return pydicom
+    # imported on first use, to keep `python -m monai_jepa --help` fast
+    return require_package("pydicom", "monai_jepa.data.read_dicom", "DICOM input")
 
 
 def _pixel_utils():
@@ -330,6 +337,7 @@ def load_dicom(files: Sequence[str | os.PathLike], source: str | os.PathLike | N
     if not files:
         raise EmptyDatasetError(f"{source}: no DICOM file to load.", source)
     source = Path(source) if source is not None else files[0]
+    _pydicom()  # before the try, which would report a missing pydicom as an inconsistent header
     try:
         return _load_dicom(files, source)
     except DataError:
@@ -496,7 +504,7 @@ def _cine(ds: Any, path: Path, color: str) -> tuple[np.ndarray, dict]:
 
 def _check_nifti_header(path: Path) -> None:
     """Reject a NIfTI whose header declares more voxel bytes than the file can hold (before allocating them)."""
-    import nibabel as nib
+    nib = require_package("nibabel", "monai_jepa.data.load_checked", "NIfTI input")
 
     try:
         with warnings.catch_warnings():
@@ -556,18 +564,28 @@ def _npz_key(path: Path, key: str | None) -> str:
     return key
 
 
+def _require_reader(name: str) -> None:
+    """Raise an ``OptionalImportError`` naming the extra when the package of MONAI's reader ``name`` is missing."""
+    needs = _READER_PACKAGES.get(name)
+    if needs is not None:
+        require_package(needs[0], "monai_jepa.data.load_checked", needs[1])
+
+
 def _monai_reader(fmt: str, npz_key: str | None = None) -> Any:
     from monai.data import NibabelReader, NumpyReader, PILReader
 
     if fmt == "nifti":
+        _require_reader("NibabelReader")
         return NibabelReader()
     if fmt in ("png", "jpeg"):
+        _require_reader("PILReader")  # MONAI's PILReader() raises without pillow
         return PILReader()
     return NumpyReader(npz_keys=[npz_key] if npz_key else None)
 
 
 def _read_with(reader: Any, path: Path, fmt: str) -> tuple[np.ndarray, dict]:
     """Read ``path`` with a MONAI ``ImageReader``; channel first; any failure -> UnreadableFileError."""
+    _require_reader(type(reader).__name__)  # before the try, which would report a missing package as a corrupt file
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -694,6 +712,7 @@ def load_checked(
         if isinstance(reader, str):
             from monai.data import image_reader
 
+            _require_reader(reader)
             try:
                 reader = getattr(image_reader, reader)()
             except AttributeError:

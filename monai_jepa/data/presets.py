@@ -52,6 +52,8 @@ from monai.transforms import (
 )
 from monai.utils import look_up_option
 
+from monai_jepa.utils.module import require_package
+
 from .errors import MissingFileError, ShapeMismatchError
 from .io import load_cine_dicom
 
@@ -518,6 +520,8 @@ def rgb_preset(
     keys, label_keys = _as_keys(keys), _as_keys(label_keys)
     ts: list[Callable] = []
     if load:
+        if reader is None:
+            require_package("PIL", "monai_jepa.data.rgb_preset", "PNG / JPEG input")
         ts += [LoadImaged(keys, reader=reader or PILReader(converter=_pil_to_rgb), image_only=True)]
         if label_keys:
             ts.append(LoadImaged(label_keys, image_only=True))

@@ -44,6 +44,7 @@ from monai.utils import ensure_tuple_rep, look_up_option
 
 from monai_jepa.data.demo import make_demo_images
 from monai_jepa.data.errors import EmptyDatasetError, InvalidImageError, LayoutError, MissingFileError
+from monai_jepa.utils.module import require_package
 
 __all__ = [
     "ImageSource",
@@ -162,6 +163,8 @@ def image_preprocessing(
     if load and loader is not None:
         transforms.append(loader)
     elif load:
+        if reader is None:
+            require_package("PIL", "monai_jepa.data.image_preprocessing", "PNG / JPEG input")
         transforms += [
             LoadImaged(keys, reader=PILReader(reverse_indexing=False) if reader is None else reader, image_only=True),
             EnsureChannelFirstd(keys),

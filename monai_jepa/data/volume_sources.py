@@ -50,6 +50,7 @@ from monai.transforms import (
 from monai.utils import ensure_tuple_rep, look_up_option
 
 from monai_jepa.utils.dist import get_rank, is_dist
+from monai_jepa.utils.module import require_package
 
 from .datalist import build_datalist, make_datalist, normalize_split, write_datalist
 from .demo3d import make_demo_brats
@@ -417,7 +418,7 @@ def _warn_synthetic(dataset_dir: Any, demo_dir: Path, num_cases: int) -> None:
 
 
 def _nifti_channels(path: Path) -> int:
-    import nibabel as nib
+    nib = require_package("nibabel", "monai_jepa.data.resolve_volume_source", "NIfTI input")
 
     shape = nib.load(str(path)).shape
     return int(shape[3]) if len(shape) > 3 else 1

@@ -20,6 +20,7 @@ from monai.handlers import TensorBoardStatsHandler
 from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_jepa.engines.trainer import OUTPUT_KEYS
+from monai_jepa.utils.module import require_package
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -82,6 +83,8 @@ def attach_tensorboard(
     """
     if int(interval) != interval or interval < 1:
         raise ValueError(f"interval must be a positive integer, got {interval!r}.")
+    if summary_writer is None:
+        require_package("tensorboard", "monai_jepa.engines.attach_tensorboard", "TensorBoard logs")
     writer = SummaryWriter(log_dir=str(log_dir)) if summary_writer is None else summary_writer
     handler = TensorBoardStatsHandler(
         summary_writer=writer,
@@ -120,5 +123,6 @@ class JEPAProgressBar:
 
     def attach(self, engine: Engine) -> None:
         """Create the bar and attach it to ``engine``."""
+        require_package("tqdm", "monai_jepa.engines.JEPAProgressBar", "the progress bar")
         self.bar = ProgressBar(persist=self.persist, **self.tqdm_kwargs)
         self.bar.attach(engine, output_transform=self._transform())

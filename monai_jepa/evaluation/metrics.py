@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from monai.utils import look_up_option, optional_import
 
+from monai_jepa.utils.module import require_package
+
 roc_auc_score, _ = optional_import("sklearn.metrics", name="roc_auc_score")
 cohen_kappa_score, _ = optional_import("sklearn.metrics", name="cohen_kappa_score")
 
@@ -118,6 +120,7 @@ def classification_metrics(scores: Any, labels: Any, task: str, from_logits: boo
         {'acc': 0.5, 'auc': 0.75}
     """
     task = look_up_option(task, TASKS)
+    require_package("sklearn", "monai_jepa.evaluation.classification_metrics", "ROC AUC and kappa")
     y = labels_to_numpy(labels, task)
     s = _to_numpy(scores, "scores").astype(np.float64)
     if s.shape[0] != y.shape[0]:

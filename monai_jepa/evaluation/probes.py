@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from monai.utils import look_up_option, optional_import
 
 from monai_jepa.evaluation.metrics import TASKS, classification_metrics, labels_to_numpy
+from monai_jepa.utils.module import require_package
 
 LogisticRegression, _ = optional_import("sklearn.linear_model", name="LogisticRegression")
 ConvergenceWarning, _ = optional_import("sklearn.exceptions", name="ConvergenceWarning")
@@ -84,6 +85,7 @@ def _fit_predict(
     seed: int,
 ) -> np.ndarray:
     """Fit L2 logistic regression(s) and return the test scores in the layout of ``classification_metrics``."""
+    require_package("sklearn", "monai_jepa.evaluation.linear_probe", "logistic regression")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         if task == "multilabel":  # one-vs-rest: one binary regression per label

@@ -28,6 +28,7 @@ import torch
 from monai.utils import optional_import
 
 from monai_jepa.utils.fileio import atomic_write, atomic_write_text
+from monai_jepa.utils.module import require_package
 
 Figure, _ = optional_import("matplotlib.figure", name="Figure")
 FigureCanvasAgg, _ = optional_import("matplotlib.backends.backend_agg", name="FigureCanvasAgg")
@@ -206,6 +207,7 @@ def plot_label_efficiency(
     Returns:
         the path written.
     """
+    require_package("matplotlib", "monai_jepa.evaluation.plot_label_efficiency", "plots")
     fig = Figure(figsize=(8.5, 4.5), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)

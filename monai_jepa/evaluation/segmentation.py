@@ -32,6 +32,7 @@ from monai.utils import CommonKeys as Keys
 
 from monai_jepa.engines.schedulers import warmup_cosine
 from monai_jepa.evaluation.features import autocast_context
+from monai_jepa.utils.module import require_package
 
 __all__ = ["evaluate_segmentation", "fine_tune_segmentation", "segmentation_label_sweep"]
 
@@ -237,6 +238,7 @@ def evaluate_segmentation(
         "hd95_per_class": {name: mean}, "hd95_undefined": int, "dice_per_case": (N, K) list, "num_cases": N}``.
     """
     _check_items(items, "items")
+    require_package("scipy", "monai_jepa.evaluation.evaluate_segmentation", "HD95 (MONAI's surface distances)", "eval")
     names = list(class_names) if class_names is not None else [str(k) for k in range(1, num_classes)]
     if len(names) != num_classes - 1:
         raise ValueError(f"class_names must name the {num_classes - 1} foreground classes, got {len(names)}.")

@@ -38,6 +38,7 @@ from monai.transforms import MapTransform, Randomizable, Transform
 from monai.utils import convert_to_tensor, look_up_option, optional_import
 
 from monai_jepa.transforms.masks import MaskGenerator, MultiBlockMaskGenerator
+from monai_jepa.utils.module import require_package
 
 ndimage, _ = optional_import("scipy.ndimage")
 
@@ -126,6 +127,8 @@ def foreground_mask(
 
         >>> mask = foreground_mask(ct_slice[None])  # (H, W) bool, the body without the air around it
     """
+    if largest_component or fill_holes:
+        require_package("scipy", "monai_jepa.transforms.foreground_mask", "connected components and hole filling")
     img = _as_channel_first(image, "image").float().mean(0).numpy()
     if not np.isfinite(img).all():
         raise ValueError("`image` contains NaN or infinite intensities.")

@@ -30,19 +30,23 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydicom.datadict import keyword_for_tag
-from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset
+from monai.utils import optional_import
 
 from monai_jepa.data.errors import BurnedInAnnotationError, DataError, MissingFileError, UnreadableFileError
+from monai_jepa.utils.module import require_package
 
 from .context import DateShift, DeidContext
 from .profile import BASIC_PROFILE, NESTED_ACTIONS, TOP_LEVEL_ACTIONS
 from .reader import looks_like_dicom, read_dicom
 from .report import DeidChange, report_rows, tag_str
 from .writer import write_dicom, write_report_csv
+
+if TYPE_CHECKING:
+    from pydicom.dataelem import DataElement
+Dataset, _ = optional_import("pydicom.dataset", name="Dataset")
+keyword_for_tag, _ = optional_import("pydicom.datadict", name="keyword_for_tag")
 
 __all__ = ["BURNED_IN_MODALITIES", "anonymize_dataset", "anonymize"]
 
@@ -291,6 +295,7 @@ def anonymize_dataset(ds: Dataset, ctx: DeidContext | None = None) -> list[DeidC
         changes = anonymize_dataset(ds, DeidContext(salt="secret"))
         ds.save_as("ct_anon.dcm")
     """
+    require_package("pydicom", "monai_jepa.apps.deid.anonymize_dataset", "DICOM de-identification")
     if not isinstance(ds, Dataset):
         raise ValueError(f"ds must be a pydicom Dataset, got {type(ds).__name__}.")
     ctx = DeidContext() if ctx is None else ctx
@@ -392,6 +397,7 @@ def anonymize(
         print(len(summary["written"]), summary["skipped"])
     """
     src_path, dst_path = Path(src), Path(dst)
+    require_package("pydicom", "monai_jepa.apps.deid.anonymize", "DICOM de-identification")
     if not src_path.exists():
         raise MissingFileError(f"src {src_path} does not exist.", path=src_path)
     ctx = DeidContext(

@@ -21,8 +21,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
-from monai.utils import look_up_option
-from pydicom.uid import RE_VALID_UID_PREFIX, generate_uid
+from monai.utils import look_up_option, optional_import
+
+from monai_jepa.utils.module import require_package
+
+RE_VALID_UID_PREFIX, _ = optional_import("pydicom.uid", name="RE_VALID_UID_PREFIX")
+generate_uid, _ = optional_import("pydicom.uid", name="generate_uid")
 
 __all__ = ["DateShift", "AUTO_SHIFT_RANGE", "DeidContext"]
 
@@ -84,6 +88,8 @@ class DeidContext:
             self.salt = secrets.token_hex(16)
         elif not isinstance(self.salt, str):
             raise ValueError(f"salt must be a str or None, got {type(self.salt).__name__}.")
+        if self.uid_root is not None:
+            require_package("pydicom", "monai_jepa.apps.deid.DeidContext", "new UIDs under `uid_root`")
         if self.uid_root is not None and (len(self.uid_root) > 54 or not re.match(RE_VALID_UID_PREFIX, self.uid_root)):
             raise ValueError(
                 f"uid_root must be a valid UID prefix ending with '.' of at most 54 characters, got {self.uid_root!r}."

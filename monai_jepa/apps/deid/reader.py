@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pydicom
-from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
+from monai.utils import optional_import
 
 from monai_jepa.data.errors import UnreadableFileError
+from monai_jepa.utils.module import require_package
 
 from .report import tag_str
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+pydicom, _ = optional_import("pydicom")
+RawDataElement, _ = optional_import("pydicom.dataelem", name="RawDataElement")
 
 __all__ = ["DICOM_SUFFIXES", "looks_like_dicom", "check_complete", "read_dicom"]
 
@@ -106,6 +111,7 @@ def read_dicom(path: str | os.PathLike) -> Dataset:
             the message names the file.
     """
     path = Path(path)
+    require_package("pydicom", "monai_jepa.apps.deid.read_dicom", "DICOM input")
     try:
         ds = pydicom.dcmread(str(path), force=True)
     except Exception as err:  # pydicom raises many types on corrupt input

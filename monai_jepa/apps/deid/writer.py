@@ -21,14 +21,21 @@ import inspect
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from monai.utils import optional_import
 
 from monai_jepa.utils.fileio import atomic_write
+from monai_jepa.utils.module import require_package
 
 from .report import REPORT_COLUMNS
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+FileMetaDataset, _ = optional_import("pydicom.dataset", name="FileMetaDataset")
+ExplicitVRBigEndian, _ = optional_import("pydicom.uid", name="ExplicitVRBigEndian")
+ExplicitVRLittleEndian, _ = optional_import("pydicom.uid", name="ExplicitVRLittleEndian")
+ImplicitVRLittleEndian, _ = optional_import("pydicom.uid", name="ImplicitVRLittleEndian")
 
 __all__ = ["OUTPUT_PERMISSIONS", "save_dataset", "write_dicom", "write_report_csv"]
 
@@ -47,6 +54,7 @@ def save_dataset(ds: Dataset, fh: IO[bytes]) -> None:
         ds: the dataset; ``ds.file_meta`` is created when absent.
         fh: the destination, opened in binary mode.
     """
+    require_package("pydicom", "monai_jepa.apps.deid.save_dataset", "writing DICOM")
     meta = ds.file_meta if getattr(ds, "file_meta", None) is not None else FileMetaDataset()
     ds.file_meta = meta
     if "TransferSyntaxUID" not in meta:
