@@ -69,6 +69,7 @@ cases = {
     "foreground_mask": lambda: monai_jepa.transforms.foreground_mask(np.ones((1, 8, 8))),
     "classification_metrics": lambda: monai_jepa.evaluation.classification_metrics([0.2, 0.8], [0, 1], "binary"),
     "plot_label_efficiency": lambda: monai_jepa.evaluation.plot_label_efficiency([], tmp / "plot.png"),
+    "fit_probe_head": lambda: monai_jepa.evaluation.fit_probe_head(torch.nn.Identity(), None, "binary"),
     "evaluate_segmentation": lambda: monai_jepa.evaluation.evaluate_segmentation(
         torch.nn.Identity(), [{"image": torch.zeros(1, 4, 4), "label": torch.zeros(1, 4, 4)}], num_classes=2
     ),
@@ -100,6 +101,7 @@ CASES = {
     "foreground_mask": ("scipy", "data"),
     "classification_metrics": ("scikit-learn", "eval"),
     "plot_label_efficiency": ("matplotlib", "eval"),
+    "fit_probe_head": ("scikit-learn", "eval"),
     "evaluate_segmentation": ("scipy", "eval"),
     "attach_tensorboard": ("tensorboard", "tensorboard"),
     "progress_bar": ("tqdm", "progress"),

@@ -24,6 +24,7 @@ from monai_jepa.evaluation.features import extract_features
 from monai_jepa.evaluation.metrics import TASKS, labels_to_numpy
 from monai_jepa.evaluation.probes import linear_probe
 from monai_jepa.networks.probe_head import ProbeHead
+from monai_jepa.utils.module import require_package
 
 LogisticRegression, _ = optional_import("sklearn.linear_model", name="LogisticRegression")
 
@@ -73,6 +74,7 @@ def fit_probe_head(
         head.to_file("outputs/models/probe_head.pt")
     """
     task = look_up_option(task, TASKS)
+    require_package("sklearn", "monai_jepa.evaluation.fit_probe_head", "logistic regression")  # before the features
     train_x, train_y = extract_features(model, train_data, device, batch_size, amp)
     if train_y is None:
         raise ValueError("`train_data` carries no labels: a probe head needs labelled training data.")
