@@ -8,22 +8,23 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Data: datalists for public dataset layouts, MedMNIST, demo data, readers and preprocessing.
+"""Data: datalists for public dataset layouts, one source resolver, MedMNIST, demo data, readers and preprocessing.
 
 Datalist builders are registered by name (see :func:`list_datalists`) and used through :func:`build_datalist` or the
-command line ``python -m monai_jepa datalist <dataset> <root> --out <json>``. Every data problem raises a subclass of
-:class:`DataError` naming the file or key and what was expected.
+command line ``python -m monai_jepa datalist <dataset> <root> --out <json>``. :func:`resolve_source` (2D:
+:func:`resolve_image_source`, 3D: :func:`resolve_volume_source`) turns any supported path into a dataset. DICOM is read
+through :mod:`monai_jepa.data.dicom`. Every data problem raises a subclass of :class:`DataError` naming the file or
+key and what was expected. The loading transforms are in :mod:`monai_jepa.transforms`.
 """
+
+from monai_jepa.transforms.io import load_cxr_dicom  # moved to monai_jepa.transforms; still importable from here
 
 from .cxr import (
     CHESTXRAY14_FINDINGS,
     CHEXPERT_OBSERVATIONS,
-    LoadCXRDicom,
-    LoadCXRDicomd,
     chestxray14_datalist,
     chexpert_datalist,
     dicom_cxr_datalist,
-    load_cxr_dicom,
     mimic_cxr_datalist,
 )
 from .datalist import (
@@ -41,6 +42,16 @@ from .datalist import (
 )
 from .demo import DemoDataset, make_demo_images
 from .demo3d import brats_dir_or_demo, make_demo_brats
+from .dicom import (
+    DICOM_SUFFIXES,
+    find_dicom_files,
+    is_dicom_file,
+    load_cine_dicom,
+    load_dicom,
+    read_header,
+    series_files,
+    sort_series,
+)
 from .errors import (
     BurnedInAnnotationError,
     DataError,
@@ -52,25 +63,20 @@ from .errors import (
     UnreadableFileError,
 )
 from .inspect import format_report, inspect_path
-from .io import check_datalist, load_checked, load_cine_dicom
+from .io import check_datalist, load_checked
 from .medmnist import MedMNISTDataset, load_medmnist
-from .presets import (
-    InvertMonochrome1,
-    InvertMonochrome1d,
-    LoadCineDicomd,
-    StackSequencesd,
-    ct_preset,
-    cxr_preset,
-    get_preset,
-    mri_preset,
-    rgb_preset,
-)
-from .sources import ImageSource, detect_source_kind, resolve_image_source
-from .volume_sources import (
+from .presets import ct_preset, cxr_preset, get_preset, mri_preset, rgb_preset
+from .sources import (
+    SOURCE_KINDS,
     VOLUME_SOURCE_KINDS,
-    LoadVolumed,
+    ImageSource,
     VolumeSource,
+    detect_kind,
+    detect_source_kind,
     detect_volume_source_kind,
+    image_preprocessing,
+    resolve_image_source,
+    resolve_source,
     resolve_volume_source,
     volume_datalist,
     volume_preprocessing,

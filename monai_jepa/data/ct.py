@@ -26,14 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from monai.utils import optional_import
 
 from monai_jepa.utils.module import require_package
 
 from .datalist import dataset_root, make_datalist, patient_split, register_datalist, skip_or_raise
+from .dicom import DICOM_SUFFIXES, read_header
 from .errors import DataError, LayoutError, MissingFileError, UnreadableFileError
-
-pydicom, _ = optional_import("pydicom")
 
 __all__ = ["msd_datalist", "read_lidc_xml", "group_lidc_readings", "lidc_idri_datalist"]
 
@@ -274,11 +272,11 @@ def group_lidc_readings(
 
 
 def _lidc_series(root: Path) -> list[tuple[Path, list[str], list[str]]]:
-    """``(folder, dicom names, xml names)`` of every folder holding ``.dcm`` files, sorted."""
+    """``(folder, dicom names, xml names)`` of every folder holding DICOM files (by suffix), sorted."""
     series = []
     for dirpath, dirs, files in os.walk(root):
         dirs.sort()
-        dicoms = sorted(f for f in files if f.lower().endswith(".dcm") and not f.startswith("._"))
+        dicoms = sorted(f for f in files if f.lower().endswith(DICOM_SUFFIXES) and not f.startswith("._"))
         if dicoms:
             series.append((Path(dirpath), dicoms, sorted(f for f in files if f.lower().endswith(".xml"))))
     return sorted(series)
@@ -333,9 +331,9 @@ def lidc_idri_datalist(
         rel = folder.relative_to(root)
         try:
             try:
-                header = pydicom.dcmread(folder / dicoms[0], stop_before_pixels=True)
-            except Exception as e:  # pydicom raises many error types for broken files
-                raise UnreadableFileError(f"LIDC-IDRI: cannot read DICOM {folder / dicoms[0]}: {e}", folder) from e
+                header = read_header(folder / dicoms[0])
+            except DataError as e:
+                raise UnreadableFileError(f"LIDC-IDRI: series {folder}: {e}", folder) from e
             if str(getattr(header, "Modality", "")).upper() != "CT":
                 continue
             readings, xml = None, None

@@ -8,7 +8,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Chest X-ray: datalist builders for the public CXR layouts and a DICOM CXR reader.
+"""Chest X-ray: datalist builders for the public CXR layouts.
 
 Builders (registered for :func:`~monai_jepa.data.datalist.build_datalist`):
 
@@ -24,9 +24,8 @@ CheXpert-style labels (CheXpert, MIMIC-CXR): ``1`` positive, ``0`` negative, bla
 ``-1`` (uncertain) -> ``1`` (``uncertain_policy="ones"``), ``0`` (``"zeros"``) or kept as ``-1``
 (``"ignore"``: a mask value, leave these entries out of the loss).
 
-:func:`load_cxr_dicom` turns a DICOM radiograph into a ``(1, H, W)`` float32 array in [0, 1] with bone bright:
-stored bits masked, Rescale Slope / Intercept applied, windowed (the header's Window Center / Width, or a
-percentile, full-bit-range or min-max window) and ``MONOCHROME1`` inverted.
+DICOM radiographs load with :class:`~monai_jepa.transforms.LoadCXRDicomd` (stored bits masked, Rescale Slope /
+Intercept, window to [0, 1], ``MONOCHROME1`` inverted).
 """
 
 from __future__ import annotations
@@ -34,20 +33,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
-import torch
-from monai.config import KeysCollection
-from monai.data import MetaTensor
-from monai.transforms import MapTransform, Transform
-from monai.utils import look_up_option, optional_import
-
-from monai_jepa.utils.module import require_package
+from monai.utils import look_up_option
 
 from .datalist import dataset_root, make_datalist, patient_split, read_table, register_datalist, skip_or_raise
+from .dicom import find_dicom_files, read_header
 from .errors import (
     DataError,
     EmptyDatasetError,
@@ -56,9 +49,7 @@ from .errors import (
     MissingFileError,
     UnreadableFileError,
 )
-from .generic import _table_labels, find_dicom_files, read_dicom_header
-
-pydicom, _ = optional_import("pydicom")
+from .generic import _table_labels
 
 __all__ = [
     "CHESTXRAY14_FINDINGS",
@@ -68,9 +59,6 @@ __all__ = [
     "chexpert_datalist",
     "mimic_cxr_datalist",
     "dicom_cxr_datalist",
-    "load_cxr_dicom",
-    "LoadCXRDicom",
-    "LoadCXRDicomd",
 ]
 
 logger = logging.getLogger(__name__)
@@ -487,7 +475,7 @@ def dicom_cxr_datalist(
     items = []
     for path in files:
         try:
-            header = read_dicom_header(path)
+            header = read_header(path)
             if "Rows" not in header or int(header.get("NumberOfFrames", 1) or 1) > 1:
                 raise InvalidImageError(f"DICOM file {path} is not a single-frame image.", path=path)
             if int(header.get("SamplesPerPixel", 1) or 1) != 1:
@@ -558,177 +546,3 @@ def _attach_labels(
     labels, label_names, task = _table_labels([matched[k] for k in keep], label_column, classes, f"table {table}")
     labelled = [{**items[k], "label": label} for k, label in zip(keep, labels)]
     return labelled, task, label_names
-
-
-def _first(value: Any) -> float | None:
-    """First value of a (possibly multi-valued) DICOM number, or ``None``."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, (str, bytes, int, float)) and hasattr(value, "__getitem__"):
-        value = value[0] if len(value) else None
-    return None if value is None else float(value)
-
-
-_WINDOWS = ("header", "percentile", "full", "minmax")
-
-
-def _read_cxr(
-    path: str | os.PathLike, window: str | Sequence[float] | None, percentiles: Sequence[float]
-) -> tuple[np.ndarray, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"DICOM file {path} does not exist.", path=path)
-    require_package("pydicom", "monai_jepa.data.load_cxr_dicom", "DICOM input")
-    try:
-        ds = pydicom.dcmread(path)
-    except Exception as e:
-        raise UnreadableFileError(f"DICOM file {path} cannot be read: {type(e).__name__}: {e}", path=path) from e
-    try:
-        pixels = ds.pixel_array
-    except Exception as e:
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
-        raise UnreadableFileError(
-            f"pixel data of {path} cannot be decoded (transfer syntax {syntax}): {type(e).__name__}: {e}", path=path
-        ) from e
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
-    if pixels.ndim != 2 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise InvalidImageError(
-            f"{path}: pixel array of shape {pixels.shape} ({photometric}); expected one grayscale frame "
-            "(MONOCHROME1/2, 2D).",
-            path=path,
-        )
-    bits = int(ds.get("BitsStored", pixels.dtype.itemsize * 8) or pixels.dtype.itemsize * 8)
-    if pixels.dtype.kind == "u" and bits < pixels.dtype.itemsize * 8:
-        pixels = pixels & np.asarray((1 << bits) - 1, dtype=pixels.dtype)
-    slope, intercept = _first(ds.get("RescaleSlope")), _first(ds.get("RescaleIntercept"))
-    slope = 1.0 if slope is None or slope == 0 else slope
-    intercept = 0.0 if intercept is None else intercept
-    values = pixels.astype(np.float64) * slope + intercept
-    if not np.isfinite(values).all():
-        raise InvalidImageError(f"{path}: non-finite pixel values after rescale.", path=path)
-
-    if window is None or isinstance(window, str):
-        mode = "auto" if window is None else look_up_option(window, _WINDOWS)
-        center, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
-        if mode in ("auto", "header") and center is not None and width is not None and width > 0:
-            low, high = center - width / 2.0, center + width / 2.0
-        elif mode == "header":
-            raise LayoutError(f"{path} has no usable Window Center / Width; choose another `window`.", path=path)
-        elif mode == "full":
-            signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-            stored = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-            low, high = sorted(s * slope + intercept for s in stored)
-        elif mode == "minmax":
-            low, high = float(values.min()), float(values.max())
-        else:
-            low, high = (float(v) for v in np.percentile(values, percentiles))
-    else:
-        if len(window) != 2 or float(window[1]) <= 0:
-            raise ValueError(f"`window` must be (center, width) with width > 0, or one of {_WINDOWS}, got {window!r}.")
-        low, high = float(window[0]) - float(window[1]) / 2.0, float(window[0]) + float(window[1]) / 2.0
-    if high > low:
-        image = np.clip((values - low) / (high - low), 0.0, 1.0)
-    else:
-        image = np.zeros_like(values)
-    if photometric == "MONOCHROME1":
-        image = 1.0 - image
-    return image[None].astype(np.float32), ds
-
-
-def load_cxr_dicom(
-    path: str | os.PathLike, window: str | Sequence[float] | None = None, percentiles: Sequence[float] = (0.5, 99.5)
-) -> np.ndarray:
-    """Read a DICOM radiograph as a ``(1, H, W)`` float32 array in [0, 1], bone bright.
-
-    Steps: decode (pydicom), mask the unused high bits of unsigned data (``BitsStored`` 8 / 12 / 16 ...),
-    Rescale Slope / Intercept, window to [0, 1], invert ``MONOCHROME1``. A VOI LUT sequence or a sigmoid VOI LUT
-    function is not applied (the linear window is).
-
-    Args:
-        path: the DICOM file (one grayscale frame).
-        window: ``None`` (the header's first Window Center / Width when present, else the percentile window),
-            ``"header"`` (required), ``"percentile"``, ``"full"`` (the range representable with ``BitsStored``),
-            ``"minmax"``, or an explicit ``(center, width)`` in rescaled units.
-        percentiles: lower and upper percentiles of the percentile window.
-
-    Returns:
-        float32 array ``(1, H, W)`` in [0, 1].
-
-    Raises:
-        MissingFileError: the file does not exist.
-        UnreadableFileError: not DICOM, or pixel data that cannot be decoded (e.g. a compressed transfer syntax
-            without its decoder package).
-        InvalidImageError: not one grayscale frame, or non-finite values.
-        LayoutError: ``window="header"`` on a file without a window.
-
-    Example::
-
-        image = load_cxr_dicom("RG1_UNCR.dcm")  # (1, 1955, 1841), MONOCHROME1 inverted
-    """
-    return _read_cxr(path, window, percentiles)[0]
-
-
-class LoadCXRDicom(Transform):
-    """Load a DICOM radiograph with :func:`load_cxr_dicom` as a ``MetaTensor`` ``(1, H, W)``.
-
-    The affine holds the pixel spacing (``PixelSpacing``, else ``ImagerPixelSpacing``, else 1 mm).
-
-    Args:
-        window: see :func:`load_cxr_dicom`.
-        percentiles: see :func:`load_cxr_dicom`.
-
-    Example::
-
-        image = LoadCXRDicom()("RG1_UNCR.dcm")  # MetaTensor (1, 1955, 1841), meta["filename_or_obj"]
-    """
-
-    def __init__(self, window: str | Sequence[float] | None = None, percentiles: Sequence[float] = (0.5, 99.5)) -> None:
-        self.window = window
-        self.percentiles = tuple(percentiles)
-
-    def __call__(self, path: str | os.PathLike) -> MetaTensor:
-        image, ds = _read_cxr(path, self.window, self.percentiles)
-        spacing = next(
-            (s for s in (ds.get("PixelSpacing"), ds.get("ImagerPixelSpacing")) if s and min(map(float, s)) > 0),
-            (1.0, 1.0),
-        )
-        affine = torch.diag(torch.tensor([float(spacing[0]), float(spacing[1]), 1.0, 1.0], dtype=torch.float64))
-        meta = {
-            "filename_or_obj": str(path),
-            "spatial_shape": np.asarray(image.shape[1:]),
-            "patient_id": str(ds.get("PatientID", "") or ""),
-            "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")),
-        }
-        return MetaTensor(torch.from_numpy(image), affine=affine, meta=meta)
-
-
-class LoadCXRDicomd(MapTransform):
-    """Dictionary version of :class:`LoadCXRDicom`: replaces the paths under ``keys`` by the loaded images.
-
-    Args:
-        keys: keys of the DICOM paths (e.g. ``"image"``).
-        window: see :func:`load_cxr_dicom`.
-        percentiles: see :func:`load_cxr_dicom`.
-        allow_missing_keys: do not raise when a key is absent.
-
-    Example::
-
-        load = LoadCXRDicomd(keys="image")
-        item = load({"image": "/data/cxr/0001.dcm", "label": 1})  # item["image"]: MetaTensor (1, H, W)
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        window: str | Sequence[float] | None = None,
-        percentiles: Sequence[float] = (0.5, 99.5),
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.loader = LoadCXRDicom(window=window, percentiles=percentiles)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.loader(d[key])
-        return d

@@ -714,7 +714,7 @@ def skip_or_raise(error: DataError, skipped: list[dict[str, str]] | None) -> Non
 
         skipped = [] if skip_bad else None
         try:
-            header = read_dicom_header(path)
+            header = read_header(path)
         except DataError as e:
             skip_or_raise(e, skipped)
     """

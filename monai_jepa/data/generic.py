@@ -14,8 +14,8 @@
   channel files ``case_0000.nii.gz, case_0001.nii.gz`` become one multi-channel item.
 * ``image_csv``: PNG / JPEG files + a CSV with image, label (one column, or several 0/1 columns for multi-label),
   optional patient and split columns.
-* ``dicom_series``: a folder tree of DICOM files; one item per series (``SeriesInstanceUID``), slices sorted along
-  the slice normal (``ImagePositionPatient``), then ``InstanceNumber``.
+* ``dicom_series``: a folder tree of DICOM files; one item per series (``SeriesInstanceUID``), slices in the order
+  of :func:`~monai_jepa.data.dicom.sort_series`.
 
 With ``skip_bad=True`` a bad case (missing partner file, unreadable header, shape mismatch) is logged, left out and
 recorded under ``datalist["skipped"]``; otherwise it raises the documented error of :mod:`monai_jepa.data.errors`.
@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from monai.utils import look_up_option, optional_import
 
 from monai_jepa.utils.module import require_package
@@ -47,6 +46,7 @@ from .datalist import (
     register_datalist,
     skip_or_raise,
 )
+from .dicom import find_dicom_files, read_header, sort_series
 from .errors import (
     DataError,
     EmptyDatasetError,
@@ -56,15 +56,11 @@ from .errors import (
     UnreadableFileError,
 )
 
-pydicom, _ = optional_import("pydicom")
 nib, _ = optional_import("nibabel")
 PILImage, _ = optional_import("PIL.Image")
 
 __all__ = [
-    "DICOM_SUFFIXES",
     "IMAGE_SUFFIXES",
-    "find_dicom_files",
-    "read_dicom_header",
     "nifti_folder_datalist",
     "image_csv_datalist",
     "dicom_series_datalist",
@@ -72,126 +68,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: file suffixes read as DICOM (besides purely numeric suffixes such as UID-named files ``1.2.840.113619.2.55``).
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima", "")
 #: file suffixes accepted as 2D images by ``image_csv``.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _NNUNET_CHANNEL = re.compile(r"^(.*)_(\d{4})$")
-_HEADER_KEYWORDS = (
-    "SOPInstanceUID",
-    "PatientID",
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-    "Modality",
-    "SeriesDescription",
-    "StudyDate",
-    "ViewPosition",
-    "Rows",
-    "Columns",
-    "SamplesPerPixel",
-    "NumberOfFrames",
-    "ImagePositionPatient",
-    "ImageOrientationPatient",
-    "InstanceNumber",
-)
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def find_dicom_files(root: str | os.PathLike) -> list[Path]:
-    """DICOM candidate files under a folder, recursively, sorted.
-
-    Candidates have a suffix in :data:`DICOM_SUFFIXES` or a numeric suffix; hidden files and folders and
-    ``DICOMDIR`` are left out. Whether a candidate really is DICOM is decided by :func:`read_dicom_header`.
-
-    Args:
-        root: the folder to search.
-
-    Returns:
-        absolute paths, sorted.
-
-    Raises:
-        MissingFileError: when ``root`` is not a folder.
-    """
-    root = dataset_root(root)
-    found = []
-    for path in root.rglob("*"):
-        if not path.is_file() or _hidden(path, root) or path.name.upper() == "DICOMDIR":
-            continue
-        suffix = path.suffix.lower()
-        if suffix in DICOM_SUFFIXES or suffix[1:].isdigit():
-            found.append(path)
-    return sorted(found)
-
-
-def read_dicom_header(path: str | os.PathLike) -> Any:
-    """Read a DICOM header (no pixel data) with pydicom.
-
-    Files without the 128-byte preamble are read with ``force=True`` and accepted only if they hold a
-    ``SOPInstanceUID`` or ``SeriesInstanceUID``.
-
-    Args:
-        path: the DICOM file.
-
-    Returns:
-        the ``pydicom.Dataset`` (pixel data not loaded).
-
-    Raises:
-        MissingFileError: when the file does not exist.
-        UnreadableFileError: when it is not a readable DICOM file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"DICOM file {path} does not exist.", path=path)
-    require_package("pydicom", "monai_jepa.data.read_dicom_header", "DICOM input")
-    try:
-        try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except pydicom.errors.InvalidDicomError:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-            if "SOPInstanceUID" not in ds and "SeriesInstanceUID" not in ds:
-                raise UnreadableFileError(
-                    f"{path} is not a DICOM file (no preamble and no SOP/Series Instance UID).", path=path
-                ) from None
-        # parse the elements the builders use now, so that a corrupt one fails here and not later
-        for keyword in _HEADER_KEYWORDS:
-            ds.get(keyword)
-    except DataError:
-        raise
-    except Exception as e:
-        raise UnreadableFileError(f"DICOM header of {path} cannot be read: {type(e).__name__}: {e}", path=path) from e
-    return ds
-
-
-def _sort_series(paths: Sequence[Path], headers: Sequence[Any]) -> list[Path]:
-    """Sort the files of one series along the slice normal (then InstanceNumber, then name); check slice shapes."""
-    shapes = {(int(h.get("Rows", 0) or 0), int(h.get("Columns", 0) or 0)) for h in headers}
-    if len(shapes) > 1:
-        raise ShapeMismatchError(
-            f"DICOM series {headers[0].get('SeriesInstanceUID', '')} in {paths[0].parent} mixes slice sizes "
-            f"{sorted(shapes)} (Rows, Columns); expected one size per series.",
-            path=paths[0].parent,
-        )
-
-    def key(index: int) -> tuple:
-        h = headers[index]
-        position, orientation = h.get("ImagePositionPatient"), h.get("ImageOrientationPatient")
-        along = None
-        if position is not None and orientation is not None and len(position) == 3 and len(orientation) == 6:
-            normal = np.cross(np.asarray(orientation[:3], float), np.asarray(orientation[3:], float))
-            along = float(np.dot(normal, np.asarray(position, float)))
-        instance = h.get("InstanceNumber")
-        return (
-            along is None,
-            along or 0.0,
-            instance is None,
-            int(instance) if instance not in (None, "") else 0,
-            paths[index].name,
-        )
-
-    return [paths[i] for i in sorted(range(len(paths)), key=key)]
 
 
 @register_datalist("dicom_series")
@@ -208,7 +87,7 @@ def dicom_series_datalist(
 
     Each item holds ``"image"`` (the series folder, or the sorted list of its files), ``"patient_id"``,
     ``"study_uid"``, ``"series_uid"``, ``"modality"``, ``"series_description"``, ``"study_date"`` and
-    ``"num_files"``. A folder is readable by MONAI's ``LoadImage`` (ITK / pydicom readers) as one series.
+    ``"num_files"``. Items load with :func:`~monai_jepa.data.dicom.load_dicom` (or MONAI's ``LoadImage``).
 
     Args:
         root: the folder tree.
@@ -246,7 +125,7 @@ def dicom_series_datalist(
     for path in files:
         per_folder[path.parent] += 1
         try:
-            header = read_dicom_header(path)
+            header = read_header(path)
             uid = str(header.get("SeriesInstanceUID", "") or "")
             if not uid:
                 raise LayoutError(f"DICOM file {path} has no SeriesInstanceUID.", path=path)
@@ -263,7 +142,7 @@ def dicom_series_datalist(
     for uid, members in sorted(series.items()):
         paths, headers = [m[0] for m in members], [m[1] for m in members]
         try:
-            ordered = _sort_series(paths, headers)
+            ordered = sort_series(paths, headers)[0]
             folders = {p.parent for p in paths}
             pure = len(folders) == 1 and per_folder[paths[0].parent] == len(paths)
             if image_as == "folder" and not pure:

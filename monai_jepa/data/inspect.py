@@ -29,6 +29,7 @@ import numpy as np
 
 from monai_jepa.utils.module import require_package
 
+from .dicom import is_dicom_file, load_dicom, read_header
 from .errors import (
     DataError,
     EmptyDatasetError,
@@ -38,7 +39,7 @@ from .errors import (
     ShapeMismatchError,
     UnreadableFileError,
 )
-from .io import IMAGE_SUFFIXES, _suffix, detect_format, is_dicom_file, load_checked, load_dicom, read_dicom
+from .io import IMAGE_SUFFIXES, _suffix, detect_format, load_checked
 
 __all__ = ["inspect_path", "format_report", "PROBLEM_CODES"]
 
@@ -196,7 +197,7 @@ def _scan_folder(folder: Path) -> tuple[dict[tuple[str, str], list[Path]], list[
         fmt = IMAGE_SUFFIXES.get(_suffix(f))
         if fmt == "dicom" or (fmt is None and is_dicom_file(f)):
             try:
-                ds = read_dicom(f)
+                ds = read_header(f)
             except DataError as e:
                 problems.append(_error_problem(e))
                 continue

@@ -12,14 +12,12 @@
 
 :func:`load_checked` reads a NIfTI file, a DICOM file, a DICOM series folder, a PNG / JPEG or an npz / npy file and
 returns a channel-first float32 array with its geometry. NIfTI, PNG / JPEG and NumPy files go through MONAI's
-readers (``NibabelReader``, ``PILReader``, ``NumpyReader``); DICOM goes through pydicom directly, so that every error
-names the slice that caused it, multi-frame and colour files keep their axes, and the volume matches MONAI's
-``PydicomReader`` / ``ITKReader`` conventions (axes ``(x = column, y = row, z = slice or frame)``, RAS affine).
-Only pure-Python decoders are used, so a corrupt file raises an error instead of crashing the process.
+readers (``NibabelReader``, ``PILReader``, ``NumpyReader``), DICOM through :mod:`monai_jepa.data.dicom` (series with
+MONAI's ``ITKReader``, axes ``(x = column, y = row, z = slice or frame)``, RAS affine), after header checks that
+reject corrupt files (naming them) before their voxels are allocated.
 
 :func:`check_datalist` validates a whole datalist (files exist and decode, image and label agree) and, in
-``skip_bad`` mode, keeps the good items and writes a JSON / CSV report of the others. :func:`load_cine_dicom`
-reads a multi-frame (cine) DICOM as a 2D+t clip ``(C, T, H, W)``.
+``skip_bad`` mode, keeps the good items and writes a JSON / CSV report of the others.
 """
 
 from __future__ import annotations
@@ -40,6 +38,7 @@ import numpy as np
 from monai_jepa.utils.fileio import atomic_write, atomic_write_text
 from monai_jepa.utils.module import require_package
 
+from .dicom import DICOM_SUFFIXES, is_dicom_file, load_dicom, series_files
 from .errors import (
     DataError,
     EmptyDatasetError,
@@ -50,16 +49,7 @@ from .errors import (
     UnreadableFileError,
 )
 
-__all__ = [
-    "IMAGE_SUFFIXES",
-    "detect_format",
-    "is_dicom_file",
-    "read_dicom",
-    "load_dicom",
-    "load_checked",
-    "load_cine_dicom",
-    "check_datalist",
-]
+__all__ = ["IMAGE_SUFFIXES", "detect_format", "load_checked", "check_datalist"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,17 +62,8 @@ IMAGE_SUFFIXES = {
     ".jpeg": "jpeg",
     ".npz": "npz",
     ".npy": "npy",
-    ".dcm": "dicom",
-    ".dicom": "dicom",
-    ".ima": "dicom",
+    **dict.fromkeys(DICOM_SUFFIXES, "dicom"),
 }
-# packages that decode each family of compressed DICOM transfer syntaxes with pydicom
-_DECODER_PACKAGES = (
-    ("JPEG 2000", "pylibjpeg pylibjpeg-openjpeg"),
-    ("High-Throughput JPEG", "pylibjpeg pylibjpeg-openjpeg"),
-    ("JPEG", "pylibjpeg pylibjpeg-libjpeg"),  # baseline, extended, lossless, JPEG-LS
-    ("RLE", "pylibjpeg pylibjpeg-rle"),
-)
 # the optional package that each MONAI ImageReader needs, and what for
 _READER_PACKAGES = {
     "NibabelReader": ("nibabel", "NIfTI input"),
@@ -97,23 +78,6 @@ _MAX_GZIP_RATIO = 1100
 def _suffix(path: Path) -> str:
     name = path.name.lower()
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
-
-
-def is_dicom_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a file with a DICOM suffix or the ``DICM`` marker at byte 128 (files without a suffix)."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    if IMAGE_SUFFIXES.get(_suffix(path)) == "dicom":
-        return True
-    if path.suffix:  # some other known extension: not DICOM
-        return False
-    try:
-        with open(path, "rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
-    except OSError:
-        return False
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -137,366 +101,6 @@ def detect_format(path: str | os.PathLike) -> str:
     if fmt is not None:
         return fmt
     return "dicom" if is_dicom_file(path) else "unknown"
-
-
-def _dicom_files_in(folder: Path) -> list[Path]:
-    """The DICOM files directly in ``folder`` (by suffix or ``DICM`` marker), sorted; ``DICOMDIR`` is left out."""
-    return sorted(f for f in folder.iterdir() if f.name.upper() != "DICOMDIR" and is_dicom_file(f))
-
-
-# ----------------------------------------------------------------------------------------------------------- DICOM
-
-
-def _pydicom():
-    # imported on first use, to keep `python -m monai_jepa --help` fast
-    return require_package("pydicom", "monai_jepa.data.read_dicom", "DICOM input")
-
-
-def _pixel_utils():
-    try:  # pydicom >= 3
-        from pydicom.pixels import apply_color_lut, apply_modality_lut, convert_color_space
-    except ImportError:  # pydicom 2.x
-        from pydicom.pixel_data_handlers.util import apply_color_lut, apply_modality_lut, convert_color_space
-    return apply_color_lut, apply_modality_lut, convert_color_space
-
-
-def _decoder_hint(transfer_syntax: Any) -> str:
-    name = getattr(transfer_syntax, "name", str(transfer_syntax))
-    for family, packages in _DECODER_PACKAGES:
-        if family.lower() in name.lower():
-            return f"install a decoder for {name}: `pip install {packages}`"
-    return f"install a decoder for {name} (`pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg` or gdcm)"
-
-
-def _check_decoder(ds: Any, path: Path) -> None:
-    """Raise :class:`UnreadableFileError` naming the package to install when no decoder can read ``ds``'s pixels."""
-    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    if ts is None or not ts.is_compressed:
-        return
-    try:
-        from pydicom.pixels import get_decoder
-    except ImportError:  # pydicom 2.x: the decode error itself is translated in _decode_dicom
-        return
-    try:
-        decoder = get_decoder(ts)
-    except NotImplementedError:
-        raise UnreadableFileError(f"{path}: pydicom has no decoder for transfer syntax {ts.name}.", path) from None
-    if not decoder.is_available:
-        missing = "; ".join(getattr(decoder, "missing_dependencies", []) or [])
-        raise UnreadableFileError(
-            f"{path}: pixel data is compressed with {ts.name} and no installed package can decode it: "
-            f"{_decoder_hint(ts)}" + (f" (pydicom's options: {missing})." if missing else "."),
-            path,
-        )
-
-
-def read_dicom(path: str | os.PathLike, stop_before_pixels: bool = True) -> Any:
-    """Read one DICOM file (header only by default) with pydicom; any failure becomes :class:`UnreadableFileError`.
-
-    Every element is parsed here, so a corrupt value fails now, naming the file, rather than later.
-
-    Args:
-        path: the DICOM file.
-        stop_before_pixels: skip the pixel data (fast header-only read).
-
-    Returns:
-        the ``pydicom.Dataset``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path}: no such DICOM file.", path)
-    pydicom = _pydicom()
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels)
-            # parse the elements now, so that corrupt values fail here and not later
-            for elem in ds.iterall():
-                _ = elem.value
-    except InvalidDicomError:
-        raise UnreadableFileError(f"{path}: not a DICOM file (no 'DICM' marker at byte 128).", path) from None
-    except Exception as e:  # noqa: BLE001 - every decoder failure is a corrupt file
-        raise UnreadableFileError(f"{path}: cannot read DICOM ({type(e).__name__}: {e}).", path) from e
-    if len(ds) == 0:
-        raise UnreadableFileError(f"{path}: DICOM file holds no data element after its header (truncated?).", path)
-    return ds
-
-
-def _tag(ds: Any, name: str, default: Any = None) -> Any:
-    """``ds.<name>``, else the value in the shared, then first per-frame, functional groups (enhanced multi-frame)."""
-    if name in ds:
-        return ds.get(name, default)
-    for seq_name in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
-        groups = ds.get(seq_name)
-        if not groups:
-            continue
-        for item in groups[0]:
-            if item.VR == "SQ" and item.value and name in item.value[0]:
-                return item.value[0].get(name, default)
-    return default
-
-
-def _frame_positions(ds: Any) -> list[np.ndarray] | None:
-    """Per-frame ImagePositionPatient of an enhanced multi-frame file, or None."""
-    groups = ds.get("PerFrameFunctionalGroupsSequence")
-    if not groups:
-        return None
-    positions = []
-    for frame in groups:
-        seq = frame.get("PlanePositionSequence")
-        if not seq or "ImagePositionPatient" not in seq[0]:
-            return None
-        positions.append(np.asarray(seq[0].ImagePositionPatient, dtype=np.float64))
-    return positions
-
-
-def _decode_dicom(ds: Any, path: Path) -> np.ndarray:
-    """Decoded pixels of one DICOM file as ``(frames, rows, columns, samples)`` float32, rescaled, RGB for colour."""
-    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        raise InvalidImageError(f"{path}: DICOM file holds no pixel data (SOP class {ds.get('SOPClassUID')}).", path)
-    _check_decoder(ds, path)
-    apply_color_lut, apply_modality_lut, convert_color_space = _pixel_utils()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            arr = ds.pixel_array
-            photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-            spp = int(ds.get("SamplesPerPixel", 1) or 1)
-            frames = int(ds.get("NumberOfFrames", 1) or 1)
-            if photometric == "PALETTE COLOR":
-                arr, spp = apply_color_lut(arr, ds), 3
-            elif spp == 1:
-                slope, intercept = _tag(ds, "RescaleSlope"), _tag(ds, "RescaleIntercept")
-                if "RescaleSlope" not in ds and slope is not None:  # enhanced multi-frame: rescale in the groups
-                    arr = arr.astype(np.float32) * float(slope) + float(intercept or 0.0)
-                else:
-                    arr = apply_modality_lut(arr, ds)
-            elif photometric.startswith("YBR") and not ds.file_meta.TransferSyntaxUID.is_compressed:
-                if int(_pydicom().__version__.split(".")[0]) < 3:  # 2.x returns YBR; 3.x already converted to RGB
-                    arr = convert_color_space(arr, photometric, "RGB")
-            arr = np.asarray(arr, dtype=np.float32).reshape(frames, int(ds.Rows), int(ds.Columns), spp)
-    except DataError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        msg = f"{path}: cannot decode DICOM pixel data ({type(e).__name__}: {e})"
-        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        if ts is not None and ts.is_compressed and any(w in str(e).lower() for w in ("missing", "handler", "plugin")):
-            msg += f"; {_decoder_hint(ts)}"
-        raise UnreadableFileError(msg + ".", path) from e
-    return arr
-
-
-def _dicom_geometry(ds: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]] | None:
-    """(row direction, column direction, first position, (row spacing, column spacing)) in LPS, or None."""
-    iop, ipp = _tag(ds, "ImageOrientationPatient"), _tag(ds, "ImagePositionPatient")
-    spacing = _tag(ds, "PixelSpacing") or ds.get("ImagerPixelSpacing")
-    if iop is None or ipp is None or len(iop) != 6 or len(ipp) != 3:
-        return None
-    iop, ipp = np.asarray(iop, dtype=np.float64), np.asarray(ipp, dtype=np.float64)
-    sp = tuple(float(s) for s in spacing) if spacing is not None and len(spacing) == 2 else (1.0, 1.0)
-    if not (np.isfinite(iop).all() and np.isfinite(ipp).all() and np.isfinite(sp).all()):
-        return None
-    return iop[:3], iop[3:], ipp, sp
-
-
-def _affine_ras(row_dir, col_dir, origin, spacing_rc, slice_step) -> np.ndarray:
-    """RAS affine for axes (x = column index, y = row index, z = slice / frame), from LPS DICOM geometry."""
-    lps = np.eye(4)
-    lps[:3, 0] = row_dir * spacing_rc[1]  # moving along a row = next column
-    lps[:3, 1] = col_dir * spacing_rc[0]  # moving along a column = next row
-    lps[:3, 2] = slice_step
-    lps[:3, 3] = origin
-    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
-
-
-def load_dicom(files: Sequence[str | os.PathLike], source: str | os.PathLike | None = None) -> tuple[np.ndarray, dict]:
-    """Load one DICOM file or the single-frame files of one series as a channel-first volume.
-
-    Slices are sorted by their position along the slice normal (``InstanceNumber`` when positions are missing).
-    A multi-frame file keeps its frames along the last axis. Colour (RGB / YBR / palette) images have 3 channels.
-
-    Args:
-        files: the DICOM files (one multi-frame or single-frame file, or the slices of one series).
-        source: the path to name in errors and metadata (the series folder); defaults to the first file.
-
-    Returns:
-        ``(array, meta)``: float32 array ``(C, X, Y)`` for one single-frame file or ``(C, X, Y, Z)`` for a series or
-        multi-frame file (``X`` columns, ``Y`` rows, ``Z`` slices / frames), and a dict with ``affine`` (4x4 RAS),
-        ``spacing``, ``spatial_shape``, ``format``, ``modality``, ``num_files``, ``num_frames``, ``files`` (in slice
-        order), ``slice_gaps`` (distances between consecutive slices, mm), ``photometric_interpretation``, ``dtype``
-        (stored type), ``series_instance_uid``, ``burned_in_annotation``.
-
-    Raises:
-        EmptyDatasetError: no file given. UnreadableFileError: a file does not parse or decode.
-        InvalidImageError: a file has no pixel data. ShapeMismatchError: slices differ in size or orientation.
-        LayoutError: the files belong to more than one series.
-    """
-    files = [Path(f) for f in files]
-    if not files:
-        raise EmptyDatasetError(f"{source}: no DICOM file to load.", source)
-    source = Path(source) if source is not None else files[0]
-    _pydicom()  # before the try, which would report a missing pydicom as an inconsistent header
-    try:
-        return _load_dicom(files, source)
-    except DataError:
-        raise
-    except Exception as e:  # noqa: BLE001 - corrupt values (orientation, spacing, sizes) of a parsed header
-        raise UnreadableFileError(f"{source}: inconsistent DICOM header ({type(e).__name__}: {e}).", source) from e
-
-
-def _load_dicom(files: list[Path], source: Path) -> tuple[np.ndarray, dict]:
-    headers = [read_dicom(f, stop_before_pixels=False) for f in files]
-    uids = {str(ds.get("SeriesInstanceUID", "")) for ds in headers}
-    if len(uids) > 1:
-        raise LayoutError(
-            f"{source}: the files belong to {len(uids)} DICOM series; pass one series folder at a time "
-            "(`python -m monai_jepa inspect` lists them).",
-            source,
-        )
-    first = headers[0]
-    if len(files) > 1:
-        for ds, f in zip(headers, files):
-            if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-                raise LayoutError(f"{f}: multi-frame file inside a series of {len(files)} files.", f)
-    # slice order: along the normal of the first slice's orientation
-    geoms = [_dicom_geometry(ds) for ds in headers]
-    if all(g is not None for g in geoms):
-        normal = np.cross(geoms[0][0], geoms[0][1])
-        for g, f in zip(geoms[1:], files[1:]):
-            if not np.allclose(np.concatenate(g[:2]), np.concatenate(geoms[0][:2]), atol=1e-3):
-                raise ShapeMismatchError(f"{files[0]} and {f} have different image orientations.", f)
-        keys = [float(np.dot(normal, g[2])) for g in geoms]
-    else:
-        normal, keys = None, [float(ds.get("InstanceNumber", i) or i) for i, ds in enumerate(headers)]
-    order = sorted(range(len(files)), key=lambda i: (keys[i], str(files[i])))
-    headers, files, keys = [headers[i] for i in order], [files[i] for i in order], [keys[i] for i in order]
-    geoms = [geoms[i] for i in order]
-
-    arrays = []
-    for ds, f in zip(headers, files):
-        arr = _decode_dicom(ds, f)
-        if arrays and arr.shape[1:] != arrays[0].shape[1:]:
-            raise ShapeMismatchError(
-                f"{files[0]} and {f} differ in size: {arrays[0].shape[1:3]} vs {arr.shape[1:3]} (rows, columns) "
-                f"with {arrays[0].shape[3]} vs {arr.shape[3]} samples per pixel.",
-                f,
-            )
-        arrays.append(arr)
-    vol = np.concatenate(arrays, axis=0)  # (Z, rows, cols, C)
-    num_frames = vol.shape[0]
-    data = np.ascontiguousarray(vol.transpose(3, 2, 1, 0))  # (C, X=cols, Y=rows, Z)
-    if num_frames == 1:
-        data = data[..., 0]
-
-    geom = geoms[0]
-    gaps = np.diff(keys).tolist() if len(files) > 1 and normal is not None else []
-    if geom is not None:
-        row_dir, col_dir, origin, sp = geom
-        if len(files) > 1:
-            step = (geoms[-1][2] - origin) / (len(files) - 1)
-        else:
-            positions = _frame_positions(first)
-            if positions is not None and len(positions) > 1:
-                step = (positions[-1] - positions[0]) / (len(positions) - 1)
-                origin = positions[0]
-            else:
-                thickness = _tag(first, "SpacingBetweenSlices") or _tag(first, "SliceThickness") or 1.0
-                step = np.cross(row_dir, col_dir) * float(thickness)
-        affine = _affine_ras(row_dir, col_dir, origin, sp, step)
-    else:  # no patient geometry (X-ray, ultrasound, secondary capture): pixel spacing only, LPS axes as ITK does
-        sp = (1.0, 1.0)
-        for name in ("PixelSpacing", "ImagerPixelSpacing"):
-            try:
-                cand = tuple(float(s) for s in _tag(first, name))
-            except (TypeError, ValueError):
-                continue
-            if len(cand) == 2 and all(np.isfinite(c) and c > 0 for c in cand):
-                sp = cand
-                break
-        affine = np.diag([-sp[1], -sp[0], 1.0, 1.0])
-    n_spatial = data.ndim - 1
-    spacing_out = tuple(float(v) for v in np.linalg.norm(affine[:3, :n_spatial], axis=0))
-    meta = {
-        "filename_or_obj": str(source),
-        "format": "dicom_series" if len(files) > 1 else "dicom",
-        "affine": affine,
-        "spacing": spacing_out,
-        "spatial_shape": tuple(data.shape[1:]),
-        "modality": str(first.get("Modality", "")) or None,
-        "num_files": len(files),
-        "num_frames": num_frames,
-        "files": [str(f) for f in files],
-        "slice_gaps": gaps,
-        "photometric_interpretation": str(first.get("PhotometricInterpretation", "")) or None,
-        "dtype": f"{'int' if int(first.get('PixelRepresentation', 0) or 0) else 'uint'}"
-        f"{int(first.get('BitsAllocated', 16) or 16)}",
-        "series_instance_uid": str(first.get("SeriesInstanceUID", "")) or None,
-        "burned_in_annotation": str(first.get("BurnedInAnnotation", "")) or None,
-        "geometry": geom is not None,
-        "transfer_syntax": str(getattr(getattr(first.file_meta, "TransferSyntaxUID", None), "name", "")) or None,
-    }
-    return data, meta
-
-
-def load_cine_dicom(path: str | os.PathLike, color: str = "rgb") -> tuple[np.ndarray, dict]:
-    """Read a multi-frame (cine) DICOM, e.g. ultrasound or cardiac MR, as a 2D+t clip.
-
-    YBR colour (e.g. JPEG-compressed ultrasound) is converted to RGB; palette colour is expanded.
-
-    Args:
-        path: the DICOM file (single-frame files give ``T = 1``).
-        color: ``"rgb"`` keeps colour (``C = 3`` for colour files, 1 for grayscale ones); ``"gray"`` converts colour
-            frames to luminance (ITU-R BT.601 weights), ``C = 1``.
-
-    Returns:
-        ``(clip, meta)``: float32 array ``(C, T, H, W)`` (``H`` rows, ``W`` columns) with the stored intensities
-        (rescaled for grayscale), and a dict with ``num_frames``, ``frame_time_ms`` and ``fps`` (when the file says),
-        ``spacing`` (row, column spacing in mm, or None), ``photometric_interpretation``, ``modality``,
-        ``filename_or_obj``.
-
-    Raises:
-        MissingFileError, UnreadableFileError (corrupt file, or a compression with no installed decoder: the message
-        names the package to install), InvalidImageError (no pixel data).
-
-    Example::
-
-        clip, meta = load_cine_dicom("echo.dcm", color="gray")  # (1, T, H, W)
-    """
-    from monai.utils import look_up_option
-
-    color = look_up_option(color, ("rgb", "gray"))
-    path = Path(path)
-    ds = read_dicom(path, stop_before_pixels=False)
-    try:
-        return _cine(ds, path, color)
-    except DataError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        raise UnreadableFileError(f"{path}: inconsistent DICOM header ({type(e).__name__}: {e}).", path) from e
-
-
-def _cine(ds: Any, path: Path, color: str) -> tuple[np.ndarray, dict]:
-    frames = _decode_dicom(ds, path)  # (T, H, W, C)
-    if color == "gray" and frames.shape[-1] == 3:
-        frames = frames @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
-        frames = frames[..., None]
-    clip = np.ascontiguousarray(frames.transpose(3, 0, 1, 2))
-    frame_time = ds.get("FrameTime")
-    if frame_time is None and ds.get("CineRate"):
-        frame_time = 1000.0 / float(ds.CineRate)
-    spacing = _tag(ds, "PixelSpacing") or ds.get("ImagerPixelSpacing")
-    meta = {
-        "filename_or_obj": str(path),
-        "num_frames": clip.shape[1],
-        "frame_time_ms": float(frame_time) if frame_time else None,
-        "fps": 1000.0 / float(frame_time) if frame_time else None,
-        "spacing": tuple(float(s) for s in spacing) if spacing is not None else None,
-        "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")) or None,
-        "modality": str(ds.get("Modality", "")) or None,
-    }
-    return clip, meta
 
 
 # -------------------------------------------------------------------------------------------------- other formats
@@ -627,7 +231,7 @@ def _read_with(reader: Any, path: Path, fmt: str) -> tuple[np.ndarray, dict]:
 
 
 def _resolve_dicom_folder(path: Path) -> list[Path]:
-    files = _dicom_files_in(path)
+    files = series_files(path)
     if files:
         return files
     others = [f for f in path.iterdir() if f.is_file() and _suffix(f) in IMAGE_SUFFIXES]
@@ -693,7 +297,7 @@ def load_checked(
     Returns:
         ``(array, meta)``: float32 channel-first array ``(C, *spatial)`` and a dict with ``filename_or_obj``,
         ``format``, ``affine`` (4x4, RAS), ``spacing``, ``spatial_shape``, ``dtype`` (as stored), ``modality``,
-        ``num_files``, ``num_frames`` (plus DICOM details, see :func:`load_dicom`).
+        ``num_files``, ``num_frames`` (plus DICOM details, see :func:`~monai_jepa.data.dicom.load_dicom`).
 
     Raises:
         MissingFileError: ``path`` does not exist.

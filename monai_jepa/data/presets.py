@@ -19,28 +19,22 @@
 * :func:`rgb_preset`: histopathology, dermatology, fundus photographs: RGB in [0, 1], resize, mean / std.
 * :func:`get_preset` picks one by modality name.
 
-Three small transforms fill gaps in MONAI: :class:`InvertMonochrome1` / :class:`InvertMonochrome1d` (DICOM
-``MONOCHROME1`` images store bright as dark), :class:`StackSequencesd` (MRI sequences of one study as channels, with
-shape and affine checks that name the two disagreeing files) and :class:`LoadCineDicomd` (multi-frame DICOM as a
-``(C, T, H, W)`` clip).
+The loading and intensity transforms they use beyond MONAI's (:class:`~monai_jepa.transforms.InvertMonochrome1d`,
+:class:`~monai_jepa.transforms.StackSequencesd`, :class:`~monai_jepa.transforms.LoadCXRDicomd`,
+:class:`~monai_jepa.transforms.MatchChannelsd`) live in :mod:`monai_jepa.transforms`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-import numpy as np
-import torch
 from monai.config import KeysCollection
-from monai.data import MetaTensor, PILReader, PydicomReader
+from monai.data import PILReader, PydicomReader
 from monai.transforms import (
     Compose,
-    ConcatItemsd,
     EnsureChannelFirstd,
-    Lambdad,
     LoadImaged,
-    MapTransform,
     NormalizeIntensityd,
     Orientationd,
     Resized,
@@ -48,23 +42,17 @@ from monai.transforms import (
     ScaleIntensityRangePercentilesd,
     Spacingd,
     SpatialPadd,
-    Transform,
 )
 from monai.utils import look_up_option
 
+from monai_jepa.transforms.intensity import InvertMonochrome1d, MatchChannelsd
+from monai_jepa.transforms.io import LoadCXRDicomd, StackSequencesd
 from monai_jepa.utils.module import require_package
-
-from .errors import MissingFileError, ShapeMismatchError
-from .io import load_cine_dicom
 
 __all__ = [
     "CT_WINDOWS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "InvertMonochrome1",
-    "InvertMonochrome1d",
-    "StackSequencesd",
-    "LoadCineDicomd",
     "ct_preset",
     "mri_preset",
     "cxr_preset",
@@ -83,174 +71,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 # axis labels of the orientation codes (passed explicitly: MONAI 1.5 and 1.6 then behave the same)
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-# ------------------------------------------------------------------------------------------------ small transforms
-
-
-def _photometric(img: Any) -> str | None:
-    """The DICOM PhotometricInterpretation from a MetaTensor's metadata (pydicom / ITK keys) or its source file."""
-    meta = getattr(img, "meta", None) or {}
-    for key in ("00280004", "0028|0004", "PhotometricInterpretation", "photometric_interpretation"):
-        value = meta.get(key)
-        if isinstance(value, Mapping):  # pydicom JSON form {"vr": "CS", "Value": ["MONOCHROME1"]}
-            value = (value.get("Value") or [None])[0]
-        if value is not None:
-            return str(value).strip().upper()
-    source = meta.get("filename_or_obj")
-    if isinstance(source, str) and source:
-        from .io import is_dicom_file, read_dicom
-
-        if is_dicom_file(source):
-            return str(read_dicom(source).get("PhotometricInterpretation", "")).upper() or None
-    return None
-
-
-class InvertMonochrome1(Transform):
-    """Invert a DICOM ``MONOCHROME1`` image (bright stored as dark) so that it reads like ``MONOCHROME2``.
-
-    The image is mapped to ``max + min - image`` (range kept). Images of any other photometric interpretation,
-    and images without DICOM metadata (PNG / JPEG), pass unchanged.
-
-    Args:
-        photometric: force the interpretation instead of reading it from the metadata (``"MONOCHROME1"`` to invert).
-
-    Example::
-
-        img = LoadImage(reader=PydicomReader(prune_metadata=False), ensure_channel_first=True)("cr.dcm")
-        img = InvertMonochrome1()(img)  # (1, W, H), bones bright
-    """
-
-    def __init__(self, photometric: str | None = None) -> None:
-        self.photometric = photometric
-
-    def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        photometric = self.photometric.upper() if self.photometric else _photometric(img)
-        if photometric != "MONOCHROME1":
-            return img
-        out = img.max() + img.min() - img
-        if isinstance(out, MetaTensor):
-            out.meta["photometric_interpretation"] = "MONOCHROME2"
-        return out
-
-
-class InvertMonochrome1d(MapTransform):
-    """Dictionary version of :class:`InvertMonochrome1`.
-
-    Args:
-        keys: keys of the images to invert when they are ``MONOCHROME1``.
-        photometric: see :class:`InvertMonochrome1`.
-        allow_missing_keys: don't raise when a key is missing.
-    """
-
-    def __init__(self, keys: KeysCollection, photometric: str | None = None, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.invert = InvertMonochrome1(photometric)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.invert(d[key])
-        return d
-
-
-def _source(img: Any, key: Hashable) -> str:
-    meta = getattr(img, "meta", None) or {}
-    return str(meta.get("filename_or_obj") or f"<{key}>")
-
-
-class StackSequencesd(MapTransform):
-    """Stack the sequences of one study (e.g. T1, T1c, T2, FLAIR) as channels, after checking that they agree.
-
-    Every input must be channel first (after ``EnsureChannelFirstd``). Spatial shapes must be equal and, with
-    ``check_affine``, affines equal within ``atol``; otherwise :class:`ShapeMismatchError` names the two files.
-    The output is ``ConcatItemsd`` along the channel axis, carrying the first sequence's metadata.
-
-    Args:
-        keys: the sequence keys, in channel order.
-        out_key: key of the stacked image ``(sum of channels, *spatial)``.
-        check_affine: also require the same affine (spacing, orientation, origin).
-        atol: absolute tolerance on affine entries (mm).
-        delete_keys: remove the sequence keys after stacking.
-        allow_missing_keys: stack the sequences present instead of raising :class:`MissingFileError`.
-
-    Example::
-
-        t = StackSequencesd(["t1", "t2", "flair"], out_key="image")  # 3 x (1, X, Y, Z) -> (3, X, Y, Z)
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        out_key: str = "image",
-        check_affine: bool = True,
-        atol: float = 1e-3,
-        delete_keys: bool = False,
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        if atol < 0:
-            raise ValueError(f"`atol` must be >= 0, got {atol}.")
-        self.out_key, self.check_affine, self.atol, self.delete_keys = out_key, check_affine, atol, delete_keys
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        if not self.allow_missing_keys:
-            for key in self.keys:
-                if key not in d:
-                    raise MissingFileError(f"sequence {key!r} is missing from the item (keys: {sorted(map(str, d))}).")
-        keys = list(self.key_iterator(d))
-        if not keys:
-            raise MissingFileError(f"none of the sequences {list(self.keys)} is in the item.")
-        ref_key = keys[0]
-        ref = d[ref_key]
-        for key in keys[1:]:
-            img = d[key]
-            if tuple(img.shape[1:]) != tuple(ref.shape[1:]):
-                raise ShapeMismatchError(
-                    f"{_source(ref, ref_key)} ({ref_key}) and {_source(img, key)} ({key}) differ in spatial shape: "
-                    f"{tuple(ref.shape[1:])} vs {tuple(img.shape[1:])}.",
-                    _source(img, key),
-                )
-            if self.check_affine and isinstance(ref, MetaTensor) and isinstance(img, MetaTensor):
-                a, b = ref.affine.double(), img.affine.double()
-                if a.shape != b.shape or not torch.allclose(a, b, atol=self.atol, rtol=0.0):
-                    raise ShapeMismatchError(
-                        f"{_source(ref, ref_key)} ({ref_key}) and {_source(img, key)} ({key}) differ in affine "
-                        f"(atol {self.atol}): {np.round(a.numpy(), 4).tolist()} vs {np.round(b.numpy(), 4).tolist()}.",
-                        _source(img, key),
-                    )
-        d = ConcatItemsd(keys, self.out_key, dim=0)(d)
-        if self.delete_keys:
-            for key in keys:
-                if key != self.out_key:
-                    d.pop(key)
-        return d
-
-
-class LoadCineDicomd(MapTransform):
-    """Load multi-frame (cine) DICOM files as ``(C, T, H, W)`` clips with :func:`~monai_jepa.data.io.load_cine_dicom`.
-
-    Args:
-        keys: keys of the DICOM paths.
-        color: ``"rgb"`` or ``"gray"``.
-        allow_missing_keys: don't raise when a key is missing.
-
-    Example::
-
-        clip = LoadCineDicomd("image", color="gray")({"image": "echo.dcm"})["image"]  # MetaTensor (1, T, H, W)
-    """
-
-    def __init__(self, keys: KeysCollection, color: str = "rgb", allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.color = look_up_option(color, ("rgb", "gray"))
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            clip, meta = load_cine_dicom(d[key], color=self.color)
-            d[key] = MetaTensor(torch.from_numpy(clip), meta={k: v for k, v in meta.items() if v is not None})
-        return d
 
 
 # --------------------------------------------------------------------------------------------------------- presets
@@ -349,8 +169,8 @@ def mri_preset(
         orientation: axis codes, or None.
         keys: image keys; with ``sequences``, the single key that receives the stacked sequences.
         label_keys: label keys (nearest-neighbour resampling).
-        sequences: item keys of the sequences to load and stack as channels with :class:`StackSequencesd`
-            (shape and affine checked), e.g. ``("t1", "t2", "flair")``.
+        sequences: item keys of the sequences to load and stack as channels with
+            :class:`~monai_jepa.transforms.StackSequencesd` (shape and affine checked), e.g. ``("t1", "t2", "flair")``.
         percentiles: ``(lower, upper)`` percentiles for ``"percentile"``.
         reader: MONAI image reader for ``LoadImaged``.
         load: include loading (False for already-loaded channel-first MetaTensors).
@@ -384,14 +204,6 @@ def mri_preset(
         lo, hi = _check_pair("percentiles", percentiles)
         ts.append(ScaleIntensityRangePercentilesd(keys, lo, hi, 0.0, 1.0, clip=True, channel_wise=channel_wise))
     return Compose(ts)
-
-
-def _to_grayscale(img: torch.Tensor) -> torch.Tensor:
-    """Channel-first RGB(A) -> one luminance channel (ITU-R BT.601); one channel passes unchanged."""
-    if img.shape[0] == 1:
-        return img
-    w = torch.as_tensor([0.299, 0.587, 0.114], dtype=img.dtype, device=img.device)
-    return torch.tensordot(w, img[:3], dims=([0], [0]))[None]
 
 
 def _pil_to_rgb(img: Any) -> Any:
@@ -428,11 +240,11 @@ def cxr_preset(
     """Chest X-ray preprocessing for PNG / JPEG and DICOM (CR / DX) files.
 
     With ``source="auto"``: loads PNG / JPEG through ``PILReader`` and DICOM through ``PydicomReader`` (full
-    metadata), converts colour files to grayscale, inverts ``MONOCHROME1`` DICOMs (:class:`InvertMonochrome1d`), maps
-    the window to [0, 1]. With ``source="dicom"`` (DICOM-only datasets): loads with
-    :class:`~monai_jepa.data.cxr.LoadCXRDicomd`, which applies the header's VOI window (or the percentile window),
-    masks unused high bits and inverts ``MONOCHROME1``. Then resizes. Note the axis order: MONAI's readers
-    (``"auto"``) give ``(1, W, H)``, ``LoadCXRDicomd`` gives ``(1, H, W)`` (rows first).
+    metadata), converts colour files to grayscale, inverts ``MONOCHROME1`` DICOMs
+    (:class:`~monai_jepa.transforms.InvertMonochrome1d`), maps the window to [0, 1]. With ``source="dicom"``
+    (DICOM-only datasets): loads with :class:`~monai_jepa.transforms.LoadCXRDicomd`, which applies the header's VOI
+    window (or the percentile window), masks unused high bits and inverts ``MONOCHROME1``. Then resizes. Note the axis
+    order: MONAI's readers (``"auto"``) give ``(1, W, H)``, ``LoadCXRDicomd`` gives ``(1, H, W)`` (rows first).
 
     Args:
         size: output ``size`` or ``(H, W)``; None keeps the native size.
@@ -460,8 +272,6 @@ def cxr_preset(
     keys, label_keys = _as_keys(keys), _as_keys(label_keys)
     ts: list[Callable] = []
     if source == "dicom":
-        from .cxr import LoadCXRDicomd
-
         if load:
             ts.append(LoadCXRDicomd(keys, window=window, percentiles=percentiles))
             if label_keys:
@@ -473,7 +283,7 @@ def cxr_preset(
         ts += [LoadImaged(keys, reader=reader, image_only=True), EnsureChannelFirstd(keys)]
         if label_keys:
             ts += [LoadImaged(label_keys, image_only=True), EnsureChannelFirstd(label_keys)]
-    ts += [Lambdad(keys, func=_to_grayscale), InvertMonochrome1d(keys)]
+    ts += [MatchChannelsd(keys, 1), InvertMonochrome1d(keys)]
     if isinstance(window, str):
         look_up_option(window, ("percentile",))
         lo, hi = _check_pair("percentiles", percentiles)

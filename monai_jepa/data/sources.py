@@ -8,23 +8,42 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""One entry point from "a path the user gave" to a MONAI dataset of preprocessed 2D images.
+"""The source resolver: from "a path the user gave" to a MONAI dataset of preprocessed 2D images or 3D volumes.
 
-:func:`resolve_image_source` accepts a MedMNIST ``.npz`` file (or a folder holding exactly one), a folder in one of the
-chest X-ray layouts (ChestX-ray14, CheXpert, MIMIC-CXR-JPG, a DICOM tree), a plain folder of PNG / JPEG images (with an
-optional ``labels.csv``), or a missing / empty path, for which it generates seeded synthetic demo images and says so
-loudly. Every item is ``{"image": (C, *image_size) float32 tensor in [0, 1], "label": ..., "id": str}``. Files are
-read lazily (MONAI ``LoadImaged`` and friends, optionally through a ``CacheDataset``), so large folders need no
-up-front conversion.
+:func:`resolve_source` is the one entry point (``spatial_dims`` 2 or 3); :func:`resolve_image_source` (2D) and
+:func:`resolve_volume_source` (3D) are its two forms, and :func:`detect_source_kind` /
+:func:`detect_volume_source_kind` the two forms of :func:`detect_kind`. What every dimensionality shares is written
+once here: the layout detection (a missing or empty path is demo data, a lone ``.npz`` file is MedMNIST, then the
+rules of the dimensionality, see :data:`SOURCE_KINDS` / :data:`VOLUME_SOURCE_KINDS`), the loud warning about synthetic
+data, MedMNIST files, the split names, caching and the info dict.
+
+* 2D (:func:`resolve_image_source`): a MedMNIST ``.npz`` file (or a folder holding one), a chest X-ray layout
+  (ChestX-ray14, CheXpert, MIMIC-CXR-JPG, a DICOM tree), a plain folder of PNG / JPEG images (with an optional
+  ``labels.csv``), or a missing / empty path, for which seeded synthetic images are generated. Items are
+  ``{"image": (C, *image_size) float32 tensor in [0, 1], "label": ..., "id": str}``.
+* 3D (:func:`resolve_volume_source`, :func:`volume_datalist`): a BraTS 2021 / 2023 folder, a Medical Segmentation
+  Decathlon task folder (``dataset.json``), a MedMNIST 3D ``.npz`` file, a tree of DICOM series, a folder of NIfTI
+  images (with optional label maps), or a missing / empty path, for which synthetic BraTS-style cases are written. The
+  layout becomes a datalist (the :func:`~monai_jepa.data.build_datalist` format), then items ``{"image":
+  (C, *spatial_size) float32, "label": (1, *spatial_size) int64 label map or an int class index, "id": str}``, loaded
+  by :class:`~monai_jepa.transforms.LoadVolumed` (several files or DICOM series of a case become channels), oriented to
+  RAS, optionally resampled, normalised, cropped to the foreground and padded / cropped to ``spatial_size``.
+
+Files are read lazily by the preprocessing (:func:`image_preprocessing`, :func:`volume_preprocessing`), optionally
+through a ``CacheDataset``, so large folders need no up-front conversion. A new dimensionality (2D+t cine) adds its
+kinds and layout rules to ``_RULES`` and its items next to the 2D and 3D ones; the shared parts stay as they are.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
-from collections.abc import Callable, Sequence
-from functools import partial
+import re
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,38 +52,63 @@ import torch
 from monai.data import CacheDataset, Dataset, PILReader
 from monai.transforms import (
     Compose,
+    CropForegroundd,
     EnsureChannelFirstd,
     EnsureTyped,
-    Lambdad,
     LoadImaged,
+    MapLabelValued,
     Resized,
+    ResizeWithPadOrCropd,
     ScaleIntensityd,
 )
 from monai.utils import ensure_tuple_rep, look_up_option
 
-from monai_jepa.data.demo import make_demo_images
-from monai_jepa.data.errors import EmptyDatasetError, InvalidImageError, LayoutError, MissingFileError
+from monai_jepa.transforms.intensity import MatchChannelsd
+from monai_jepa.transforms.io import LoadCXRDicomd, LoadVolumed
+from monai_jepa.utils.dist import get_rank, is_dist
 from monai_jepa.utils.module import require_package
 
+from .datalist import build_datalist, make_datalist, normalize_split, write_datalist
+from .demo import make_demo_images
+from .demo3d import make_demo_brats
+from .dicom import is_dicom_file, load_dicom
+from .errors import EmptyDatasetError, LayoutError, MissingFileError
+from .io import load_checked
+from .presets import ct_preset, mri_preset
+
 __all__ = [
-    "ImageSource",
     "SOURCE_KINDS",
+    "VOLUME_SOURCE_KINDS",
+    "ImageSource",
+    "VolumeSource",
+    "detect_kind",
     "detect_source_kind",
+    "detect_volume_source_kind",
     "image_preprocessing",
-    "match_channels",
+    "volume_preprocessing",
+    "volume_datalist",
+    "resolve_source",
     "resolve_image_source",
+    "resolve_volume_source",
 ]
 
 logger = logging.getLogger(__name__)
 
 SOURCE_KINDS = ("medmnist", "chestxray14", "chexpert", "mimic_cxr", "dicom_cxr", "folder", "demo")
-"""The source kinds :func:`detect_source_kind` recognises (``"auto"`` asks it to choose)."""
+"""The 2D source kinds :func:`detect_source_kind` recognises (``"auto"`` asks it to choose)."""
+VOLUME_SOURCE_KINDS = ("brats", "msd", "medmnist", "dicom_series", "nifti_folder", "demo")
+"""The 3D source kinds :func:`detect_volume_source_kind` recognises (``"auto"`` asks it to choose)."""
 
-_SPLITS = {"training": "training", "train": "training", "validation": "validation", "val": "validation", "test": "test"}
 _MEDMNIST_SPLITS = {"training": "train", "validation": "val", "test": "test"}
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_LUMA = (0.299, 0.587, 0.114)
-# share of the demo set generated for each split (of ``demo_num_images``) and the offset added to the seed
+_NIFTI = (".nii.gz", ".nii")
+_IMAGE_DIRS = ("imagesTr", "images")
+_LABEL_DIRS = ("labelsTr", "labels")
+_BRATS_CASE = re.compile(r"BraTS(2021|20)_(Training_|Validation_)?\d+|BraTS-[A-Z]+-\d{5}-\d{3}")
+_INTENSITY = ("auto", "mri", "ct", "none")
+_MASK_PATTERN = r"mask|seg"
+_MAX_LABEL_SCAN = 16
+# share of the 2D demo set generated for each split (of ``demo_num_images``) and the offset added to the seed
 _DEMO_SPLITS = {"training": (1.0, 0), "validation": (0.25, 1), "test": (0.5, 2)}
 
 
@@ -83,40 +127,230 @@ class ImageSource(NamedTuple):
     info: dict[str, Any]
 
 
-def match_channels(img: Any, channels: int | None) -> Any:
-    """Convert a channel-first image to ``channels`` channels (numpy array or tensor, ``(C, *spatial)``).
+class VolumeSource(NamedTuple):
+    """What :func:`resolve_volume_source` returns: the dataset and a description of it.
 
-    RGB / RGBA to one channel uses the ITU-R 601 luma weights (the alpha channel is dropped); one channel to three
-    repeats it; RGBA to RGB drops alpha. ``channels=None`` or an equal count returns ``img`` unchanged.
+    Attributes:
+        dataset: MONAI ``Dataset`` (or ``CacheDataset``) of ``{"image": (C, *spatial_size) float32, "label", "id"}``.
+        info: ``{"source": kind, "name": dataset name, "is_synthetic": bool, "task": "segmentation" | "binary" |
+            "multiclass" | "unlabelled", "num_classes": int (segmentation: label values including background),
+            "labels": list of class names, "label_values": stored label values (segmentation only), "in_channels":
+            int, "spatial_size": tuple, "spacing": tuple or None, "split": str, "num_items": int, "dataset_dir": str
+            or None, "data_root": the folder (or file) actually read}``.
+    """
+
+    dataset: Dataset
+    info: dict[str, Any]
+
+
+# ------------------------------------------------------------------------------------------------- shared parts
+
+
+def _visible(path: Path) -> list[Path]:
+    return [p for p in path.iterdir() if not p.name.startswith(".")]
+
+
+def _any_file(root: Path, accept: Callable[[Path], bool]) -> bool:
+    """Whether a visible file under ``root`` (recursively, hidden folders skipped) is accepted."""
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if any(accept(Path(dirpath, f)) for f in files if not f.startswith(".")):
+            return True
+    return False
+
+
+def _is_nifti(name: str | Path) -> bool:
+    return str(name).lower().endswith(_NIFTI)
+
+
+def _csv_columns(path: Path) -> list[str]:
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def _msd_json(root: Path) -> bool:
+    path = root / "dataset.json"
+    if not path.is_file():
+        return False
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and isinstance(meta.get("training"), list) and bool(meta["training"])
+
+
+def _brats_cases(root: Path) -> bool:
+    for sub in _visible(root):
+        if sub.is_dir() and (_BRATS_CASE.fullmatch(sub.name) or any(
+            c.is_dir() and _BRATS_CASE.fullmatch(c.name) for c in _visible(sub)
+        )):  # fmt: skip
+            return True
+    return False
+
+
+_MIMIC_TABLES = {"mimic-cxr-2.0.0-metadata.csv", "mimic-cxr-2.0.0-metadata.csv.gz"}
+
+
+def _nifti_layout(path: Path, names: set) -> bool:
+    """NIfTI files in ``imagesTr/``, ``images/`` or the folder itself."""
+    if any((path / d).is_dir() and _any_file(path / d, _is_nifti) for d in _IMAGE_DIRS):
+        return True
+    return any(_is_nifti(n) and (path / n).is_file() for n in names)
+
+
+# the layout rules after the shared ones, in order: (kind, test of the folder and of the names in it)
+_RULES: dict[int, tuple[tuple[str, Callable[[Path, set], bool]], ...]] = {
+    2: (
+        ("chestxray14", lambda path, names: "Data_Entry_2017.csv" in names),
+        ("chexpert", lambda path, names: "train.csv" in names and "Path" in _csv_columns(path / "train.csv")),
+        ("mimic_cxr", lambda path, names: bool(_MIMIC_TABLES & names)),
+        ("dicom_cxr", lambda path, names: _any_file(path, is_dicom_file)),
+        ("folder", lambda path, names: _any_file(path, lambda f: f.suffix.lower() in _IMAGE_SUFFIXES)),
+    ),
+    3: (
+        ("msd", lambda path, names: _msd_json(path)),
+        ("brats", lambda path, names: _brats_cases(path)),
+        ("nifti_folder", _nifti_layout),
+        ("dicom_series", lambda path, names: _any_file(path, is_dicom_file)),
+    ),
+}
+_EXPECTED = {
+    2: "a MedMNIST .npz file, a ChestX-ray14 folder (Data_Entry_2017.csv), a CheXpert folder (train.csv with a 'Path' "
+    "column), a MIMIC-CXR-JPG folder (mimic-cxr-2.0.0-metadata.csv), a tree of DICOM files, or a folder of PNG / "
+    "JPEG images",
+    3: "a BraTS 2021 / 2023 folder (case folders such as BraTS2021_00000/), a Decathlon task folder with dataset.json, "
+    "a MedMNIST 3D .npz file, a folder of NIfTI files (optionally imagesTr/ + labelsTr/), or a tree of DICOM series",
+}
+
+
+def detect_kind(dataset_dir: str | os.PathLike | None, spatial_dims: int = 2) -> str:
+    """Recognise the layout of ``dataset_dir`` for 2D images or 3D volumes.
+
+    Shared rules first: None, a missing path or an empty folder (hidden entries ignored) -> ``"demo"``; a ``.npz``
+    file, or a folder whose only entry is one ``.npz`` file -> ``"medmnist"``. Then, for 2D, in order:
+    ``Data_Entry_2017.csv`` -> ``"chestxray14"``; ``train.csv`` with a ``Path`` column -> ``"chexpert"``;
+    ``mimic-cxr-2.0.0-metadata.csv`` (or ``.csv.gz``) -> ``"mimic_cxr"``; a DICOM file in the tree -> ``"dicom_cxr"``;
+    a PNG / JPEG in the tree -> ``"folder"``. For 3D: a ``dataset.json`` with a non-empty ``"training"`` list ->
+    ``"msd"``; BraTS case folders (``BraTS2021_00000``, ``BraTS-GLI-00000-000``) at most two levels down ->
+    ``"brats"``; NIfTI files in ``imagesTr/``, ``images/`` or the folder itself -> ``"nifti_folder"``; a DICOM file in
+    the tree -> ``"dicom_series"``. Finally a folder with exactly one ``.npz`` among other files -> ``"medmnist"``.
+    DICOM files are recognised by :func:`~monai_jepa.data.dicom.is_dicom_file`.
 
     Args:
-        img: image of shape ``(C, *spatial)``.
-        channels: wanted channel count, or None.
+        dataset_dir: the path given by the user.
+        spatial_dims: 2 (kinds :data:`SOURCE_KINDS`) or 3 (kinds :data:`VOLUME_SOURCE_KINDS`).
 
     Returns:
-        the image with ``channels`` channels, of the same array type.
+        the kind.
 
     Raises:
-        InvalidImageError: for any other conversion (e.g. 2 channels to 1).
+        LayoutError: a file that is not ``.npz``, or a non-empty folder matching no rule.
 
     Example::
 
-        gray = match_channels(np.random.rand(3, 64, 64), 1)  # (1, 64, 64)
+        detect_kind("../shared/data/msd_task04_hippocampus", spatial_dims=3)  # 'nifti_folder' (no dataset.json)
     """
-    c = int(img.shape[0])
-    if channels is None or c == channels:
-        return img
-    if channels == 1 and c in (3, 4):
-        w = _LUMA
-        return w[0] * img[0:1] + w[1] * img[1:2] + w[2] * img[2:3]
-    if channels == 3 and c == 1:
-        return torch.cat([img] * 3) if isinstance(img, torch.Tensor) else np.concatenate([img] * 3)
-    if channels == 3 and c == 4:
-        return img[:3]
-    raise InvalidImageError(
-        f"cannot convert an image with {c} channels (shape {tuple(img.shape)}) to {channels} channels; "
-        "expected 1, 3 (RGB) or 4 (RGBA) channels."
+    if spatial_dims not in _RULES:
+        raise ValueError(f"`spatial_dims` must be 2 or 3, got {spatial_dims!r}.")
+    if dataset_dir is None or str(dataset_dir) == "":
+        return "demo"
+    path = Path(dataset_dir)
+    if not path.exists():
+        return "demo"
+    three_d = " 3D" if spatial_dims == 3 else ""
+    if path.is_file():
+        if path.suffix.lower() == ".npz":
+            return "medmnist"
+        raise LayoutError(f"`dataset_dir` '{path}' is a file but not a MedMNIST{three_d} .npz file.", path)
+    entries = _visible(path)
+    if not entries:
+        return "demo"
+    npz = [p for p in entries if p.is_file() and p.suffix.lower() == ".npz"]
+    if len(npz) == 1 and len(entries) == 1:
+        return "medmnist"
+    names = {p.name for p in entries}
+    for kind, rule in _RULES[spatial_dims]:
+        if rule(path, names):
+            return kind
+    if len(npz) == 1:
+        return "medmnist"
+    raise LayoutError(
+        f"`dataset_dir` '{path}' matches no supported{three_d} layout: expected {_EXPECTED[spatial_dims]}.", path
     )
+
+
+def detect_source_kind(dataset_dir: str | os.PathLike | None) -> str:
+    """The 2D form of :func:`detect_kind`: one of :data:`SOURCE_KINDS`."""
+    return detect_kind(dataset_dir, spatial_dims=2)
+
+
+def detect_volume_source_kind(dataset_dir: str | os.PathLike | None) -> str:
+    """The 3D form of :func:`detect_kind`: one of :data:`VOLUME_SOURCE_KINDS`.
+
+    Example::
+
+        detect_volume_source_kind("../shared/data/msd_task04_hippocampus")  # 'nifti_folder' (no dataset.json)
+    """
+    return detect_kind(dataset_dir, spatial_dims=3)
+
+
+def _warn_synthetic(dataset_dir: Any, what: str, subject: str, layouts: str, bundle: str) -> None:
+    bar = "=" * 100
+    logger.warning(
+        f"\n{bar}\n"
+        f"  NO REAL DATA: `dataset_dir` '{dataset_dir}' does not exist or is empty.\n"
+        f"  Using {what}.\n"
+        f"  Results on these {subject}; they only show that the pipeline runs.\n"
+        f"  To use real data, point `dataset_dir` at {layouts}, e.g.\n"
+        f"      python -m monai.bundle run training --config_file bundles/{bundle}/configs/train.json "
+        "--dataset_dir /path/to/data\n"
+        f"{bar}"
+    )
+
+
+def _medmnist_file(path: Path) -> Path:
+    """The MedMNIST file: ``path`` itself, or the one ``.npz`` file in the folder ``path``."""
+    if not path.is_dir():
+        return path
+    found = sorted(p for p in _visible(path) if p.is_file() and p.suffix.lower() == ".npz")
+    if len(found) != 1:
+        raise LayoutError(f"MedMNIST: expected one .npz file in {path}, found {[p.name for p in found]}.", path)
+    return found[0]
+
+
+def _normalize_task(task: str) -> str:
+    """MedMNIST / datalist task names -> the evaluation vocabulary (binary, multiclass, ordinal, multilabel)."""
+    t = task.lower().replace("_", "-")
+    if t.startswith("multi-label") or t == "multilabel":
+        return "multilabel"
+    if t.startswith("ordinal"):
+        return "ordinal"
+    if t.startswith("binary"):
+        return "binary"
+    if t.startswith("multi-class") or t == "multiclass":
+        return "multiclass"
+    return t
+
+
+def _cache_rate(cache: bool | float, max_items: int | None) -> float:
+    if max_items is not None and int(max_items) < 1:
+        raise ValueError(f"`max_items` must be None or >= 1, got {max_items!r}.")
+    if isinstance(cache, bool):
+        return 1.0 if cache else 0.0
+    if 0.0 <= float(cache) <= 1.0:
+        return float(cache)
+    raise ValueError(f"`cache` must be a bool or a cache rate in [0, 1], got {cache!r}.")
+
+
+def _dataset(items: list, pre: Compose, transform: Callable | None, cache_rate: float, num_workers: int) -> Dataset:
+    # one flat Compose, so that a CacheDataset caches every deterministic step before the first random one
+    full = Compose([*pre.transforms, transform]) if transform is not None else pre
+    if cache_rate > 0:
+        return CacheDataset(items, full, cache_rate=cache_rate, num_workers=num_workers, progress=False)
+    return Dataset(items, full)
+
+
+# ------------------------------------------------------------------------------------------------ preprocessing
 
 
 def image_preprocessing(
@@ -132,14 +366,14 @@ def image_preprocessing(
     """The deterministic preprocessing of :func:`resolve_image_source`, usable on its own (e.g. by MONAI Label).
 
     ``load=True`` (files): ``LoadImaged`` (PNG / JPEG through ``PILReader`` in row-major order, or ``reader``) ->
-    ``EnsureChannelFirstd`` -> channel conversion (:func:`match_channels`) -> ``Resized`` to ``image_size``
-    (bilinear, anti-aliased) -> per-image min-max scaling to [0, 1] -> float32 tensor without metadata.
+    ``EnsureChannelFirstd`` -> channel conversion (:class:`~monai_jepa.transforms.MatchChannelsd`) -> ``Resized`` to
+    ``image_size`` (bilinear, anti-aliased) -> per-image min-max scaling to [0, 1] -> float32 tensor without metadata.
     ``load=False`` (in-memory ``(C, *spatial)`` arrays already in [0, 1]): the same without loading and, by default,
     without rescaling.
 
     Args:
         image_size: output spatial size, an int for every axis or one per axis.
-        in_channels: output channel count (see :func:`match_channels`); None keeps the input's.
+        in_channels: output channel count (see :func:`~monai_jepa.transforms.match_channels`); None keeps the input's.
         keys: keys of the images in the item dictionaries.
         load: whether the items hold file paths to load.
         reader: MONAI image reader (name or instance) for ``LoadImaged``; default ``PILReader(reverse_indexing=False)``.
@@ -170,7 +404,7 @@ def image_preprocessing(
             EnsureChannelFirstd(keys),
         ]
     transforms += [
-        Lambdad(keys, func=partial(match_channels, channels=in_channels)),
+        MatchChannelsd(keys, in_channels),
         Resized(keys, spatial_size=size, mode="bilinear", anti_aliasing=True),
     ]
     if load if scale_intensity is None else scale_intensity:
@@ -179,99 +413,82 @@ def image_preprocessing(
     return Compose(transforms)
 
 
-def _has_file(folder: Path, suffixes: Sequence[str]) -> bool:
-    for _, _, files in os.walk(folder):
-        if any(f.lower().endswith(tuple(suffixes)) for f in files):
-            return True
-    return False
+def _nonzero(x: torch.Tensor) -> torch.Tensor:
+    return x != 0
 
 
-def _read_header(path: Path) -> list[str]:
-    with open(path, newline="") as f:
-        return next(csv.reader(f), [])
+def volume_preprocessing(
+    spatial_size: Sequence[int] | int = 48,
+    intensity: str = "mri",
+    spacing: Sequence[float] | float | None = None,
+    label: bool | str = True,
+    load: bool = True,
+    resample: bool = False,
+    label_values: Sequence[int] | None = None,
+    crop_foreground: bool = True,
+    ct_window: Sequence[float] = (-1000.0, 400.0),
+) -> Compose:
+    """The deterministic preprocessing of :func:`resolve_volume_source`, usable on its own (inference, MONAI Label).
 
-
-def detect_source_kind(dataset_dir: str | os.PathLike | None) -> str:
-    """Recognise the layout of ``dataset_dir`` (one of :data:`SOURCE_KINDS`).
-
-    Rules, in order: missing path, None or empty folder -> ``"demo"``; a ``.npz`` file, or a folder holding a single
-    ``.npz`` file and nothing else -> ``"medmnist"``; ``Data_Entry_2017.csv`` -> ``"chestxray14"``; ``train.csv``
-    with a ``Path`` column -> ``"chexpert"``; ``mimic-cxr-2.0.0-metadata.csv`` (or ``.csv.gz``) -> ``"mimic_cxr"``;
-    any ``*.dcm`` in the tree -> ``"dicom_cxr"``; any PNG / JPEG in the tree -> ``"folder"``; finally a folder with
-    exactly one ``.npz`` file (among other files) -> ``"medmnist"``.
+    ``load=True`` (file items): :class:`~monai_jepa.transforms.LoadVolumed` -> RAS orientation -> optional resampling
+    to ``spacing`` (trilinear; nearest for the label) -> intensity (``"mri"``: per-channel z-score on non-zero voxels,
+    background kept at 0; ``"ct"``: ``ct_window`` Hounsfield units mapped to [0, 1]; ``"none"``) -> crop to the
+    non-zero bounding box of the image -> symmetric zero pad / centre crop to ``spatial_size`` -> label values mapped
+    to ``0 .. K-1`` -> float32 image and int64 label without metadata. ``load=False`` (in-memory ``(C, *spatial)``
+    arrays, e.g. MedMNIST): only the pad / crop and the typing.
 
     Args:
-        dataset_dir: the path given by the user.
+        spatial_size: output spatial size (an int for every axis, or three).
+        intensity: ``"mri"``, ``"ct"`` or ``"none"``.
+        spacing: target voxel size in mm, or None to keep the native grid.
+        label: whether items carry a label map (``True`` or ``"map"``); ``False`` or ``"class"`` for none or a class
+            index (left unchanged).
+        load: whether items hold file paths to load.
+        resample: let ``LoadVolumed`` resample mismatched channels / labels (DICOM series of one study).
+        label_values: stored label values, in class order (e.g. ``[0, 1, 2, 4]`` for BraTS 2021), mapped to
+            ``0 .. K-1``; None keeps the stored values.
+        crop_foreground: crop to the bounding box of the non-zero voxels before padding / cropping.
+        ct_window: ``(low, high)`` Hounsfield units of ``"ct"``.
 
     Returns:
-        the kind.
+        a MONAI ``Compose``.
 
-    Raises:
-        LayoutError: when a non-empty folder or a file matches none of the rules.
+    Example::
+
+        pre = volume_preprocessing((64, 64, 64), "mri", spacing=(1.5, 1.5, 1.5), label_values=[0, 1, 2, 4])
+        item = pre({"image": ["t1.nii.gz", "t1ce.nii.gz", "t2.nii.gz", "flair.nii.gz"], "label": "seg.nii.gz"})
+        # item["image"]: (4, 64, 64, 64) float32; item["label"]: (1, 64, 64, 64) int64 in {0, 1, 2, 3}
     """
-    if dataset_dir is None or str(dataset_dir) == "":
-        return "demo"
-    path = Path(dataset_dir)
-    if not path.exists():
-        return "demo"
-    if path.is_file():
-        if path.suffix.lower() == ".npz":
-            return "medmnist"
-        raise LayoutError(f"`dataset_dir` '{path}' is a file but not a MedMNIST .npz file.", path)
-    entries = list(path.iterdir())
-    if not entries:
-        return "demo"
-    names = {p.name for p in entries}
-    npz = [p for p in entries if p.suffix.lower() == ".npz" and p.is_file()]
-    if len(npz) == 1 and len(entries) == 1:
-        return "medmnist"
-    if "Data_Entry_2017.csv" in names:
-        return "chestxray14"
-    if "train.csv" in names and "Path" in _read_header(path / "train.csv"):
-        return "chexpert"
-    if {"mimic-cxr-2.0.0-metadata.csv", "mimic-cxr-2.0.0-metadata.csv.gz"} & names:
-        return "mimic_cxr"
-    if _has_file(path, (".dcm",)):
-        return "dicom_cxr"
-    if _has_file(path, _IMAGE_SUFFIXES):
-        return "folder"
-    if len(npz) == 1:
-        return "medmnist"
-    raise LayoutError(
-        f"`dataset_dir` '{path}' matches no supported layout: expected a MedMNIST .npz file, a ChestX-ray14 folder "
-        "(Data_Entry_2017.csv), a CheXpert folder (train.csv with a 'Path' column), a MIMIC-CXR-JPG folder "
-        "(mimic-cxr-2.0.0-metadata.csv), a tree of .dcm files, or a folder of PNG / JPEG images.",
-        path,
-    )
+    size = tuple(int(s) for s in ensure_tuple_rep(spatial_size, 3))
+    if any(s < 1 for s in size):
+        raise ValueError(f"`spatial_size` must be 3 positive ints, got {spatial_size!r}.")
+    intensity = look_up_option(intensity, _INTENSITY[1:])
+    label_map = label is True or label == "map"
+    keys = ["image", "label"] if label_map else ["image"]
+    transforms: list[Callable] = []
+    if load:
+        transforms.append(LoadVolumed(resample=resample))
+        label_keys = ["label"] if label_map else None
+        if intensity == "ct":
+            transforms += ct_preset(ct_window, spacing, "RAS", "image", label_keys, load=False).transforms
+        else:
+            pre = mri_preset(
+                "zscore", spacing=spacing, orientation="RAS", keys="image", label_keys=label_keys, load=False
+            )
+            transforms += pre.transforms if intensity == "mri" else pre.transforms[:-1]
+        if crop_foreground:
+            transforms.append(CropForegroundd(keys, source_key="image", select_fn=_nonzero, allow_smaller=True))
+    transforms.append(ResizeWithPadOrCropd(keys, spatial_size=size))
+    if label_map and label_values is not None and list(label_values) != list(range(len(label_values))):
+        values = [int(v) for v in label_values]
+        transforms.append(MapLabelValued("label", orig_labels=values, target_labels=list(range(len(values)))))
+    transforms.append(EnsureTyped("image", data_type="tensor", dtype=torch.float32, track_meta=False))
+    if label_map:
+        transforms.append(EnsureTyped("label", data_type="tensor", dtype=torch.int64, track_meta=False))
+    return Compose(transforms)
 
 
-def _warn_synthetic(dataset_dir: Any, split: str, num_images: int) -> None:
-    bar = "=" * 100
-    logger.warning(
-        f"\n{bar}\n"
-        f"  NO REAL DATA: `dataset_dir` '{dataset_dir}' does not exist or is empty.\n"
-        f"  Using {num_images} SYNTHETIC demo images for the '{split}' split (seeded blobs, not medical images).\n"
-        "  Results on these images say nothing about chest X-rays; they only show that the pipeline runs.\n"
-        "  To use real data, point `dataset_dir` at a MedMNIST .npz file, a ChestX-ray14 / CheXpert / MIMIC-CXR-JPG\n"
-        "  folder, a folder of DICOM files, or a folder of PNG / JPEG images (optional labels.csv), e.g.\n"
-        "      python -m monai.bundle run training --config_file bundles/cxr_lejepa/configs/train.json "
-        "--dataset_dir /path/to/data\n"
-        f"{bar}"
-    )
-
-
-def _normalize_task(task: str) -> str:
-    """MedMNIST / datalist task names -> the evaluation vocabulary (binary, multiclass, ordinal, multilabel)."""
-    t = task.lower().replace("_", "-")
-    if t.startswith("multi-label") or t == "multilabel":
-        return "multilabel"
-    if t.startswith("ordinal"):
-        return "ordinal"
-    if t.startswith("binary"):
-        return "binary"
-    if t.startswith("multi-class") or t == "multiclass":
-        return "multiclass"
-    return t
+# ---------------------------------------------------------------------------------------------------- 2D items
 
 
 def _demo_items(split: str, image_size: tuple[int, ...], num_images: int, num_classes: int, seed: int) -> list[dict]:
@@ -286,10 +503,9 @@ def _demo_items(split: str, image_size: tuple[int, ...], num_images: int, num_cl
 
 
 def _medmnist_items(path: Path, split: str) -> tuple[list[dict], dict[str, Any]]:
-    from monai_jepa.data.medmnist import load_medmnist  # imported here: the MedMNIST reader is optional
+    from .medmnist import load_medmnist
 
-    if path.is_dir():
-        path = next(p for p in path.iterdir() if p.suffix.lower() == ".npz")
+    path = _medmnist_file(path)
     images, labels, info = load_medmnist(path, _MEDMNIST_SPLITS[split])
     labels = np.asarray(labels)
     task = _normalize_task(str(info.get("task", "multiclass")))
@@ -340,7 +556,7 @@ def _folder_items(
                 raise MissingFileError(f"'{csv_path}' lists image '{name}', which does not exist in '{root}'.", name)
             labels[name] = value
             if row.get("split"):
-                splits[name] = look_up_option(row["split"].strip().lower(), _SPLITS)
+                splits[name] = normalize_split(row["split"])
         files = [f for f in files if f in labels]
     if not files:
         raise EmptyDatasetError(f"no PNG / JPEG image found under '{root}'.", root)
@@ -357,12 +573,10 @@ def _folder_items(
 
 
 def _cxr_items(kind: str, root: Path, split: str, **datalist_kwargs: Any) -> tuple[list[dict], dict[str, Any], Any]:
-    from monai_jepa.data.datalist import build_datalist  # the CXR datalist builders register themselves there
-
     datalist = build_datalist(kind, root, **datalist_kwargs)
     base = Path(datalist.get("root", root))
     items = []
-    for i, entry in enumerate(datalist.get(split, [])):
+    for entry in datalist.get(split, []):
         item = dict(entry)
         item["id"] = str(entry.get("id", entry["image"]))
         item["image"] = str(base / entry["image"])
@@ -372,13 +586,282 @@ def _cxr_items(kind: str, root: Path, split: str, **datalist_kwargs: Any) -> tup
     names = datalist.get("labels", [])
     names = [names[k] for k in sorted(names, key=int)] if isinstance(names, dict) else list(names)
     task = _normalize_task(str(datalist.get("task", "unlabelled")))
-    loader = None
-    if kind == "dicom_cxr":
-        from monai_jepa.data.cxr import LoadCXRDicomd
-
-        loader = LoadCXRDicomd(keys="image")
+    loader = LoadCXRDicomd(keys="image") if kind == "dicom_cxr" else None
     meta = {"task": task, "num_classes": len(names), "labels": names, "name": str(datalist.get("name", kind))}
     return items, meta, loader
+
+
+# ---------------------------------------------------------------------------------------------- 3D datalists
+
+
+def _nifti_channels(path: Path) -> int:
+    nib = require_package("nibabel", "monai_jepa.data.resolve_volume_source", "NIfTI input")
+
+    shape = nib.load(str(path)).shape
+    return int(shape[3]) if len(shape) > 3 else 1
+
+
+def _entry_channels(root: Path, image: Any) -> int:
+    entries = image if isinstance(image, (list, tuple)) else [image]
+    return sum(_nifti_channels(root / v) if isinstance(v, str) and _is_nifti(v) else 1 for v in entries)
+
+
+def _label_values(datalist: dict, root: Path) -> list[int]:
+    """The stored label values: the numeric label names, else the sorted union of the values of up to
+    :data:`_MAX_LABEL_SCAN` label maps (0 always included)."""
+    names = datalist.get("labels") or {}
+    if names and all(str(k).lstrip("-").isdigit() for k in names):
+        return sorted(int(k) for k in names)
+    labels = [i["label"] for s in ("training", "validation", "test") for i in datalist.get(s, []) if "label" in i]
+    values = {0}
+    for label in labels[:_MAX_LABEL_SCAN]:
+        if isinstance(label, (list, tuple)):
+            arr, _ = load_dicom([root / f for f in label])
+        else:
+            arr, _ = load_checked(root / label, expected_dims=3)
+        values |= {int(v) for v in np.unique(np.round(arr))}
+    return sorted(values)
+
+
+def _medmnist_datalist(path: Path) -> dict:
+    from .medmnist import load_medmnist
+
+    path = _medmnist_file(path)
+    _, _, info = load_medmnist(path, "val")
+    if info["spatial_dims"] != 3:
+        raise LayoutError(
+            f"MedMNIST file {path} holds {info['spatial_dims']}D images; expected a 3D flavour (e.g. "
+            "organmnist3d.npz). Use monai_jepa.data.resolve_image_source for 2D files.",
+            path,
+        )
+    datalist: dict[str, Any] = {
+        "name": str(info.get("flavour") or path.stem),
+        "description": f"MedMNIST 3D file {path.name}; items index the arrays of their split",
+        "task": info["task"],
+        "labels": {str(k): str(k) for k in range(info["num_classes"])},
+        "root": str(path.parent.resolve()),
+    }
+    with np.load(path, allow_pickle=False) as npz:
+        for split, key in _MEDMNIST_SPLITS.items():
+            labels = np.asarray(npz[f"{key}_labels"]).reshape(len(npz[f"{key}_labels"]), -1).astype(np.int64)
+            datalist[split] = [
+                {"image": path.name, "index": i, "label": int(lab[0]) if lab.size == 1 else lab.tolist(),
+                 "id": f"{path.stem}_{key}_{i:05d}", "split": split}
+                for i, lab in enumerate(labels)
+            ]  # fmt: skip
+    datalist.update(in_channels=int(info["in_channels"]), num_classes=int(info["num_classes"]))
+    return datalist
+
+
+def _dicom_datalist(root: Path, sequences: Sequence[str] | None, mask_pattern: str, seed: int, **kwargs: Any) -> dict:
+    """The ``dicom_series`` datalist regrouped by study: image series (one item each, or stacked as channels by
+    ``sequences``) with the study's mask series, when there is exactly one, as label."""
+    base = build_datalist("dicom_series", root, seed=seed, **kwargs)
+    root = Path(base["root"])
+    studies: dict[tuple, list[dict]] = defaultdict(list)
+    for split in ("training", "validation", "test"):
+        for entry in base[split]:
+            studies[entry["patient_id"], entry["study_uid"] or entry["series_uid"]].append(entry)
+    mask_re = re.compile(mask_pattern, re.IGNORECASE)
+    items, skipped = [], []
+    for (patient, _), series in sorted(studies.items()):
+        masks = [s for s in series if mask_re.search(s["series_description"])]
+        images = [s for s in series if s not in masks]
+        label = masks[0]["image"] if len(masks) == 1 else None
+        common = {"patient_id": patient, "split": series[0]["split"]}
+        if label is not None:
+            common["label"] = label
+        if sequences is None:
+            for s in images:
+                name = f"{patient}_{s['study_date']}_{s['series_description'] or s['series_uid']}"
+                items.append({"image": [s["image"]], "id": re.sub(r"[^\w.-]+", "_", name), **common})
+            continue
+        chosen = []
+        for pattern in sequences:
+            hits = [s for s in images if re.search(pattern, s["series_description"], re.IGNORECASE)]
+            if len(hits) > 1:
+                raise LayoutError(
+                    f"DICOM study {series[0]['study_uid']} of patient {patient}: sequence pattern {pattern!r} matches "
+                    f"several series {[h['series_description'] for h in hits]}; make the pattern specific.",
+                    root / str(hits[0]["image"] if not isinstance(hits[0]["image"], list) else hits[0]["image"][0]),
+                )
+            chosen.append(hits[0] if hits else None)
+        if None in chosen:
+            missing = [p for p, c in zip(sequences, chosen) if c is None]
+            reason = f"study {series[0]['study_uid']} has no series matching {missing}"
+            skipped.append({"path": str(patient), "reason": reason})
+            logger.warning(f"DICOM patient {patient}: {reason}; study left out.")
+            continue
+        name = f"{patient}_{chosen[0]['study_date']}"
+        items.append({"image": [c["image"] for c in chosen], "id": re.sub(r"[^\w.-]+", "_", name), **common})
+    if not items:
+        raise EmptyDatasetError(
+            f"no DICOM study under {root} has series matching all of {list(sequences or [])}.", path=root
+        )
+    labelled = all("label" in i for i in items)
+    if not labelled:
+        for item in items:
+            item.pop("label", None)
+    description = "DICOM series grouped by study" + (f"; channels {list(sequences)}" if sequences else "")
+    datalist = make_datalist("dicom_series", root, items, "segmentation" if labelled else "unlabelled", None,
+                             description, skipped=skipped or None)  # fmt: skip
+    if labelled:
+        datalist["labels"] = {str(v): str(v) for v in _label_values(datalist, root)}
+    datalist["in_channels"] = len(sequences) if sequences else 1
+    modalities = {s["modality"] for s in base["training"] + base["validation"] + base["test"]}
+    datalist["modality"] = {"0": modalities.pop() if len(modalities) == 1 else "MR"}
+    return datalist
+
+
+def _nifti_datalist(root: Path, seed: int, **kwargs: Any) -> dict:
+    images = next((d for d in _IMAGE_DIRS if (root / d).is_dir()), ".")
+    labels = next((d for d in _LABEL_DIRS if (root / d).is_dir()), None)
+    kwargs = {"images": images, "labels": labels, **kwargs}
+    return build_datalist("nifti_folder", root, seed=seed, **kwargs)
+
+
+def volume_datalist(
+    dataset_dir: str | os.PathLike | None,
+    kind: str = "auto",
+    demo_dir: str | os.PathLike | None = None,
+    demo_num_cases: int = 8,
+    demo_size: Sequence[int] = (48, 48, 48),
+    seed: int = 0,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    dicom_sequences: Sequence[str] | None = None,
+    dicom_mask_pattern: str = _MASK_PATTERN,
+    out: str | os.PathLike | None = None,
+    **builder_kwargs: Any,
+) -> dict:
+    """The datalist of a 3D source, in the :func:`~monai_jepa.data.build_datalist` format plus a description.
+
+    Layouts (``kind="auto"``: :func:`detect_kind`) and the builders used:
+
+        - ``"brats"``: ``build_datalist("brats")``; 4 channels (T1, T1ce / T1c, T2, FLAIR).
+        - ``"msd"``: ``build_datalist("msd")``; one channel per ``dataset.json`` modality (4D NIfTI files).
+        - ``"nifti_folder"``: ``build_datalist("nifti_folder")`` on ``imagesTr/`` or ``images/`` (else the folder
+          itself) with ``labelsTr/`` or ``labels/`` when present; nnU-Net channel files become channels.
+        - ``"dicom_series"``: ``build_datalist("dicom_series")``, regrouped by study: by default one single-channel
+          item per image series; with ``dicom_sequences`` (regular expressions searched in the SeriesDescription, in
+          channel order, e.g. ``["T1pre", "T1post", "FLAIR", "T2"]``) one item per study stacking the matching
+          series (studies lacking one are left out, logged and listed under ``"skipped"``). A study's single series
+          whose description matches ``dicom_mask_pattern`` is the label map of its items (task ``"segmentation"``
+          when every item has one, else ``"unlabelled"``).
+        - ``"medmnist"``: a MedMNIST 3D ``.npz``; items ``{"image": file name, "index": row in the split's array,
+          "label": class, "id"}`` (the official splits).
+        - ``"demo"``: ``demo_num_cases`` synthetic BraTS 2021-style cases written to ``demo_dir`` (default: a folder in
+          the system temporary directory), announced by a loud warning, then ``"brats"``. Under
+          ``torch.distributed`` rank 0 writes them while the other ranks wait at a barrier.
+
+    Args:
+        dataset_dir: the user's path (file or folder), or None.
+        kind: ``"auto"`` or one of :data:`VOLUME_SOURCE_KINDS`.
+        demo_dir: where the demo cases are written.
+        demo_num_cases: number of demo cases.
+        demo_size: demo volume shape.
+        seed: seed of the demo data and of the patient-level splits.
+        fractions: ``(training, validation, test)`` patient fractions of the file layouts (MedMNIST keeps its own).
+        dicom_sequences: DICOM series-description patterns stacked as channels (see above).
+        dicom_mask_pattern: regular expression (case-blind) recognising mask series.
+        out: also write the datalist there (4-space JSON, atomically; on rank 0 only under ``torch.distributed``).
+        builder_kwargs: extra arguments of the datalist builder (e.g. ``version`` for BraTS, ``skip_bad``).
+
+    Returns:
+        the datalist dict (keys ``name, description, task, labels, root, training, validation, test``) plus
+        ``"source"`` (the kind), ``"is_synthetic"``, ``"dataset_dir"``, ``"in_channels"``, ``"num_classes"``,
+        ``"modality"`` (channel index -> name; ``{}`` when unknown) and, for segmentation, ``"label_values"`` (the
+        stored label values, in class order, background first).
+
+    Raises:
+        LayoutError, MissingFileError, EmptyDatasetError, UnreadableFileError, ShapeMismatchError: from the detection
+        and the builders, naming the file.
+
+    Example::
+
+        datalist = volume_datalist("/data/Task04_Hippocampus", out="outputs/datalist.json")
+        datalist["source"], datalist["in_channels"], datalist["label_values"]  # 'msd', 1, [0, 1, 2]
+    """
+    kind = detect_kind(dataset_dir, 3) if kind == "auto" else look_up_option(kind, VOLUME_SOURCE_KINDS)
+    root = None if dataset_dir in (None, "") else Path(dataset_dir)
+    if kind == "demo":
+        demo = Path(demo_dir) if demo_dir is not None else Path(tempfile.gettempdir()) / "monai_jepa_demo_brats"
+        if get_rank() == 0:  # one writer under torch.distributed; the other ranks wait for the files
+            _warn_synthetic(
+                dataset_dir,
+                f"{demo_num_cases} SYNTHETIC BraTS-style demo volumes written to {demo} (seeded ellipsoids, not MRI)",
+                "volumes say nothing about real images",
+                _EXPECTED[3],
+                "brats_vjepa",
+            )
+            make_demo_brats(demo, num_cases=demo_num_cases, size=demo_size, seed=seed)
+        if is_dist():
+            torch.distributed.barrier()
+        datalist = build_datalist("brats", demo, fractions=fractions, seed=seed)
+        datalist["name"] = "demo_brats"
+    elif root is None:
+        raise ValueError(f"`dataset_dir` is required for kind {kind!r}.")
+    elif kind == "medmnist":
+        datalist = _medmnist_datalist(root)
+    elif kind == "dicom_series":
+        datalist = _dicom_datalist(
+            root, dicom_sequences, dicom_mask_pattern, seed, fractions=fractions, **builder_kwargs
+        )
+    elif kind == "nifti_folder":
+        datalist = _nifti_datalist(root, seed, fractions=fractions, **builder_kwargs)
+    else:
+        datalist = build_datalist(kind, root, fractions=fractions, seed=seed, **builder_kwargs)
+    data_root = Path(datalist["root"])
+    if kind in ("brats", "demo"):
+        datalist["in_channels"], datalist["modality"] = 4, {str(i): s for i, s in enumerate(datalist["sequences"])}
+    elif kind in ("msd", "nifti_folder"):
+        modality = datalist.get("modality") or {}
+        first = next(i for s in ("training", "validation", "test") for i in datalist[s])
+        datalist["in_channels"] = len(modality) if modality else _entry_channels(data_root, first["image"])
+        datalist["modality"] = modality
+    if datalist["task"] == "segmentation":
+        datalist["label_values"] = _label_values(datalist, data_root)
+        datalist["num_classes"] = len(datalist["label_values"])
+        datalist["labels"] = datalist.get("labels") or {str(v): str(v) for v in datalist["label_values"]}
+    elif datalist["task"] == "unlabelled":
+        datalist["num_classes"] = 0
+    datalist.setdefault("modality", {})
+    datalist.update(source=kind, is_synthetic=kind == "demo", dataset_dir=None if root is None else str(root))
+    if out is not None and get_rank() == 0:
+        write_datalist(datalist, out)
+    return datalist
+
+
+# ------------------------------------------------------------------------------------------------------ resolvers
+
+
+def _item_id(entry: Mapping[str, Any]) -> str:
+    for key in ("id", "case_id"):
+        if entry.get(key):
+            return str(entry[key])
+    image = entry["image"]
+    while isinstance(image, (list, tuple)):
+        image = image[0]
+    name = Path(str(image)).name
+    for ext in _NIFTI:
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def _absolute(root: Path, value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_absolute(root, v) for v in value]
+    return str(root / value)
+
+
+def _intensity(datalist: Mapping[str, Any], intensity: str) -> str:
+    intensity = look_up_option(intensity, _INTENSITY)
+    if intensity != "auto":
+        return intensity
+    if datalist.get("source") == "medmnist":
+        return "none"
+    modality = {str(v).upper() for v in (datalist.get("modality") or {}).values()}
+    return "ct" if modality == {"CT"} else "mri"
 
 
 def resolve_image_source(
@@ -444,16 +927,9 @@ def resolve_image_source(
         ds, info = resolve_image_source("../shared/data/pneumoniamnist/pneumoniamnist.npz", "training", 64)
         ds[0]["image"].shape, info["task"]  # torch.Size([1, 64, 64]), 'binary-class'
     """
-    split = look_up_option(str(split).lower(), _SPLITS)
-    kind = detect_source_kind(dataset_dir) if kind == "auto" else look_up_option(kind, SOURCE_KINDS)
-    if max_items is not None and int(max_items) < 1:
-        raise ValueError(f"`max_items` must be None or >= 1, got {max_items!r}.")
-    if isinstance(cache, bool):
-        cache_rate = 1.0 if cache else 0.0
-    elif 0.0 <= float(cache) <= 1.0:
-        cache_rate = float(cache)
-    else:
-        raise ValueError(f"`cache` must be a bool or a cache rate in [0, 1], got {cache!r}.")
+    split = normalize_split(split)
+    kind = detect_kind(dataset_dir, 2) if kind == "auto" else look_up_option(kind, SOURCE_KINDS)
+    cache_rate = _cache_rate(cache, max_items)
     spatial_dims = len(image_size) if isinstance(image_size, Sequence) else 2
     size = tuple(int(s) for s in ensure_tuple_rep(image_size, spatial_dims))
     root = Path(dataset_dir) if dataset_dir not in (None, "") else None
@@ -461,7 +937,13 @@ def resolve_image_source(
     if kind == "demo":
         n = int(demo_num_images if max_items is None else min(demo_num_images, max_items))
         items = _demo_items(split, size, n, demo_num_classes, seed)
-        _warn_synthetic(dataset_dir, split, len(items))
+        _warn_synthetic(
+            dataset_dir,
+            f"{len(items)} SYNTHETIC demo images for the '{split}' split (seeded blobs, not medical images)",
+            "images say nothing about chest X-rays",
+            _EXPECTED[2] + " (optional labels.csv)",
+            "cxr_lejepa",
+        )
         names = [str(c) for c in range(demo_num_classes)]
         meta = {"task": "binary" if demo_num_classes == 2 else "multiclass", "labels": names}
         meta.update(num_classes=demo_num_classes, in_channels=1, name="demo")
@@ -484,12 +966,7 @@ def resolve_image_source(
     channels = meta["in_channels"] if in_channels is None else int(in_channels)
     size = tuple(int(s) for s in ensure_tuple_rep(image_size, spatial_dims))
     pre = image_preprocessing(size, channels, load=load, spatial_dims=spatial_dims, loader=loader)
-    # one flat Compose, so that a CacheDataset caches every deterministic step before the first random one
-    full = Compose([*pre.transforms, transform]) if transform is not None else pre
-    if cache_rate > 0:
-        ds: Dataset = CacheDataset(items, full, cache_rate=cache_rate, num_workers=num_workers, progress=False)
-    else:
-        ds = Dataset(items, full)
+    ds = _dataset(items, pre, transform, cache_rate, num_workers)
     info = {
         **meta,
         "in_channels": channels,
@@ -501,3 +978,149 @@ def resolve_image_source(
         "dataset_dir": None if root is None else str(root),
     }
     return ImageSource(ds, info)
+
+
+def resolve_volume_source(
+    dataset_dir: str | os.PathLike | None = None,
+    split: str = "training",
+    spatial_size: Sequence[int] | int = (48, 48, 48),
+    kind: str = "auto",
+    datalist: Mapping[str, Any] | None = None,
+    patch_size: Sequence[int] | int | None = None,
+    spacing: Sequence[float] | float | None = None,
+    intensity: str = "auto",
+    transform: Callable | None = None,
+    cache: bool | float = False,
+    num_workers: int = 0,
+    max_items: int | None = None,
+    demo_dir: str | os.PathLike | None = None,
+    demo_num_cases: int = 8,
+    demo_size: Sequence[int] = (48, 48, 48),
+    seed: int = 0,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    dicom_sequences: Sequence[str] | None = None,
+    **builder_kwargs: Any,
+) -> VolumeSource:
+    """Build a MONAI dataset of preprocessed 3D volumes from whatever ``dataset_dir`` points at.
+
+    The layout and its datalist come from :func:`volume_datalist` (or pass a ``datalist`` it returned, to build
+    several splits without rebuilding it); the preprocessing is :func:`volume_preprocessing`. Segmentation labels are
+    mapped to ``0 .. num_classes - 1`` in the order of ``info["label_values"]`` (BraTS 2021: 0, 1, 2, 4 -> 0, 1, 2,
+    3). DICOM channels and masks are resampled onto the first channel's grid when they differ; every other layout
+    requires equal grids and raises :class:`~monai_jepa.data.ShapeMismatchError` naming the files.
+
+    Args:
+        dataset_dir: the user's path (file or folder), or None; ignored when ``datalist`` is given.
+        split: ``"training"`` / ``"train"``, ``"validation"`` / ``"val"`` or ``"test"``.
+        spatial_size: output spatial size (int or three ints).
+        kind: ``"auto"`` or one of :data:`VOLUME_SOURCE_KINDS`.
+        datalist: a datalist returned by :func:`volume_datalist`.
+        patch_size: when given, ``spatial_size`` must be divisible by it on every axis.
+        spacing: target voxel size in mm, or None to keep the native grid.
+        intensity: ``"auto"`` (``"ct"`` for CT modalities, ``"none"`` for MedMNIST, else ``"mri"``), ``"mri"``,
+            ``"ct"`` or ``"none"`` (see :func:`volume_preprocessing`).
+        transform: optional extra transform applied after the preprocessing (e.g. random crops).
+        cache: cache the preprocessed items in memory (``True`` or a cache rate in (0, 1]) with a ``CacheDataset``.
+        num_workers: workers used to fill the cache.
+        max_items: keep only the first ``max_items`` items of the split (quick runs, tests).
+        demo_dir: where synthetic demo cases are written (see :func:`volume_datalist`).
+        demo_num_cases: number of demo cases.
+        demo_size: demo volume shape.
+        seed: seed of the demo data and of the patient-level split.
+        fractions: ``(training, validation, test)`` patient fractions of file layouts.
+        dicom_sequences: DICOM series-description patterns stacked as channels (see :func:`volume_datalist`).
+        builder_kwargs: extra arguments of the datalist builder.
+
+    Returns:
+        :class:`VolumeSource` ``(dataset, info)``.
+
+    Raises:
+        ValueError: a ``spatial_size`` not divisible by ``patch_size``, a bad ``max_items`` or ``cache``.
+        EmptyDatasetError: the split holds no item. Other :class:`~monai_jepa.data.DataError` s from the layout.
+
+    Example::
+
+        ds, info = resolve_volume_source("/data/BraTS2021_Training_Data", "training", (96, 96, 96), spacing=2.0)
+        ds[0]["image"].shape, info["in_channels"], info["label_values"]  # (4, 96, 96, 96), 4, [0, 1, 2, 4]
+    """
+    split = normalize_split(split)
+    size = tuple(int(s) for s in ensure_tuple_rep(spatial_size, 3))
+    if patch_size is not None:
+        patch = tuple(int(p) for p in ensure_tuple_rep(patch_size, 3))
+        if any(s % p for s, p in zip(size, patch)):
+            raise ValueError(f"`spatial_size` {size} must be divisible by the patch size {patch} on every axis.")
+    cache_rate = _cache_rate(cache, max_items)
+    if datalist is None:
+        datalist = volume_datalist(dataset_dir, kind, demo_dir, demo_num_cases, demo_size, seed, fractions,
+                                   dicom_sequences, **builder_kwargs)  # fmt: skip
+    source, task, root = datalist.get("source", kind), datalist["task"], Path(datalist["root"])
+    entries = list(datalist.get(split, []))[: None if max_items is None else int(max_items)]
+    if not entries:
+        raise EmptyDatasetError(
+            f"the '{split}' split of '{datalist.get('dataset_dir') or root}' ({source}) holds no volume.", root
+        )
+    if source == "medmnist":
+        from .medmnist import load_medmnist
+
+        images, _, _ = load_medmnist(root / entries[0]["image"], _MEDMNIST_SPLITS[split])
+        items = [{"image": images[e["index"]], "label": e["label"], "id": e["id"]} for e in entries]
+        pre = volume_preprocessing(size, "none", label="class", load=False)
+    else:
+        items = []
+        for e in entries:
+            item = {"image": _absolute(root, e["image"]), "id": _item_id(e)}
+            if task == "segmentation":
+                item["label"] = _absolute(root, e["label"])
+            items.append(item)
+        pre = volume_preprocessing(
+            size, _intensity(datalist, intensity), spacing, label=task == "segmentation", load=True,
+            resample=source == "dicom_series", label_values=datalist.get("label_values"),
+        )  # fmt: skip
+    ds = _dataset(items, pre, transform, cache_rate, num_workers)
+    labels = datalist.get("labels") or {}
+    info = {
+        "source": source,
+        "name": str(datalist.get("name", source)),
+        "is_synthetic": bool(datalist.get("is_synthetic", source == "demo")),
+        "task": task,
+        "num_classes": int(datalist.get("num_classes", len(labels))),
+        "labels": [str(v) for v in labels.values()],
+        "in_channels": int(datalist["in_channels"]),
+        "spatial_size": size,
+        "spacing": None if spacing is None else tuple(float(s) for s in ensure_tuple_rep(spacing, 3)),
+        "split": split,
+        "num_items": len(items),
+        "dataset_dir": datalist.get("dataset_dir"),
+        "data_root": str(root),
+    }
+    if task == "segmentation":
+        info["label_values"] = list(datalist["label_values"])
+    return VolumeSource(ds, info)
+
+
+def resolve_source(
+    dataset_dir: str | os.PathLike | None = None, split: str = "training", spatial_dims: int = 2, **kwargs: Any
+) -> ImageSource | VolumeSource:
+    """Build a MONAI dataset of preprocessed 2D images or 3D volumes from whatever ``dataset_dir`` points at.
+
+    The one entry point of the resolver: ``spatial_dims=2`` is :func:`resolve_image_source`, ``spatial_dims=3`` is
+    :func:`resolve_volume_source` (``kwargs`` are theirs, e.g. ``image_size`` or ``spatial_size``).
+
+    Args:
+        dataset_dir: the user's path (file or folder), or None for demo data.
+        split: ``"training"`` / ``"train"``, ``"validation"`` / ``"val"`` or ``"test"``.
+        spatial_dims: 2 or 3.
+        kwargs: the arguments of the resolver of that dimensionality.
+
+    Returns:
+        :class:`ImageSource` or :class:`VolumeSource` ``(dataset, info)``.
+
+    Example::
+
+        ds, info = resolve_source("../shared/data/adrenalmnist3d/adrenalmnist3d.npz", "val", 3, spatial_size=28)
+        ds[0]["image"].shape, info["source"]  # (1, 28, 28, 28), 'medmnist'
+    """
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"`spatial_dims` must be 2 or 3, got {spatial_dims!r}.")
+    resolver = resolve_image_source if spatial_dims == 2 else resolve_volume_source
+    return resolver(dataset_dir, split, **kwargs)

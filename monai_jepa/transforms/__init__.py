@@ -8,7 +8,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Transforms: LeJEPA multi-view generation (global / local crops) for 2D and 3D images."""
+"""Transforms: LeJEPA multi-view generation (global / local crops), token-grid masks, and the loading and intensity
+transforms of the data pipelines (array / dictionary pairs, as in MONAI)."""
 
 from .views import BatchMultiView, MultiViewCollate, RandMultiView, RandMultiViewd, multiview_collate
 
@@ -48,4 +49,64 @@ __all__ += [
     "otsu_threshold",
     "token_foreground_fraction",
     "token_label_map",
+]
+
+from .intensity import (  # noqa: E402
+    InvertMonochrome1,
+    InvertMonochrome1D,
+    InvertMonochrome1d,
+    InvertMonochrome1Dict,
+    MatchChannels,
+    MatchChannelsD,
+    MatchChannelsd,
+    MatchChannelsDict,
+    match_channels,
+)
+from .io import (  # noqa: E402
+    LoadCineDicom,
+    LoadCineDicomD,
+    LoadCineDicomd,
+    LoadCineDicomDict,
+    LoadCXRDicom,
+    LoadCXRDicomD,
+    LoadCXRDicomd,
+    LoadCXRDicomDict,
+    LoadVolume,
+    LoadVolumeD,
+    LoadVolumed,
+    LoadVolumeDict,
+    StackSequences,
+    StackSequencesD,
+    StackSequencesd,
+    StackSequencesDict,
+    load_cxr_dicom,
+)
+
+__all__ += [
+    "InvertMonochrome1",
+    "InvertMonochrome1D",
+    "InvertMonochrome1Dict",
+    "InvertMonochrome1d",
+    "LoadCXRDicom",
+    "LoadCXRDicomD",
+    "LoadCXRDicomDict",
+    "LoadCXRDicomd",
+    "LoadCineDicom",
+    "LoadCineDicomD",
+    "LoadCineDicomDict",
+    "LoadCineDicomd",
+    "LoadVolume",
+    "LoadVolumeD",
+    "LoadVolumeDict",
+    "LoadVolumed",
+    "MatchChannels",
+    "MatchChannelsD",
+    "MatchChannelsDict",
+    "MatchChannelsd",
+    "StackSequences",
+    "StackSequencesD",
+    "StackSequencesDict",
+    "StackSequencesd",
+    "load_cxr_dicom",
+    "match_channels",
 ]

@@ -26,12 +26,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from monai_jepa.data.errors import EmptyDatasetError, InvalidImageError, LayoutError
-from monai_jepa.data.sources import detect_source_kind, match_channels, resolve_image_source
 from monai_jepa.networks import ProbeHead
 from tests.bundles._repo import bundle_env
+from tests.data.test_sources import _write_png
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "cxr_lejepa"
@@ -261,106 +259,6 @@ def test_training_on_pneumoniamnist(tmp_path):
     assert (out / "models" / "model.pt").is_file()
 
 
-# ---------------------------------------------------------------------------------------------------- image sources
-
-
-def test_demo_source_warns_loudly_and_is_seeded(caplog):
-    with caplog.at_level(logging.WARNING, logger="monai_jepa.data.sources"):
-        ds, info = resolve_image_source("/does/not/exist", "train", 32, demo_num_images=20)
-    assert "SYNTHETIC" in caplog.text and "--dataset_dir" in caplog.text
-    assert (info["source"], info["is_synthetic"], info["task"], info["num_items"]) == ("demo", True, "binary", 20)
-    item = ds[0]
-    assert item["image"].shape == (1, 32, 32) and item["image"].dtype == torch.float32
-    assert 0 <= float(item["image"].min()) and float(item["image"].max()) <= 1
-    again, _ = resolve_image_source(None, "training", 32, demo_num_images=20)
-    assert torch.equal(again[0]["image"], item["image"])
-    test, test_info = resolve_image_source("", "test", 32, demo_num_images=20)
-    assert test_info["num_items"] == 10 and not torch.equal(test[0]["image"], item["image"])
-
-
-def _write_png(path: Path, size=(40, 50), rgb=False, seed=0) -> None:
-    rs = np.random.RandomState(seed)
-    shape = (*size, 3) if rgb else size
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((rs.rand(*shape) * 255).astype(np.uint8)).save(path)
-
-
-def test_folder_source_with_labels_csv_and_split(tmp_path):
-    for i in range(6):
-        _write_png(tmp_path / "imgs" / f"{i}.png", rgb=i == 0, seed=i)
-    rows = [("imgs/0.png", "pneumonia", "training"), ("imgs/1.png", "normal", "training")]
-    rows += [("imgs/2.png", "normal", "test"), ("imgs/3.png", "pneumonia", "validation"), ("imgs/4.png", "normal", "")]
-    with open(tmp_path / "labels.csv", "w", newline="") as f:
-        csv.writer(f).writerows([("image", "label", "split"), *rows])
-    assert detect_source_kind(tmp_path) == "folder"
-    ds, info = resolve_image_source(tmp_path, "test", 24, cache=True)
-    assert (info["task"], info["labels"], info["in_channels"]) == ("binary", ["normal", "pneumonia"], 1)
-    assert [d["id"] for d in ds] == ["imgs/2.png"]
-    train, _ = resolve_image_source(tmp_path, "training", 24)
-    by_id = {d["id"]: d for d in train}
-    assert by_id["imgs/0.png"]["label"] == 1 and by_id["imgs/1.png"]["label"] == 0
-    img = by_id["imgs/0.png"]["image"]  # RGB -> one channel, 40x50 -> 24x24, min-max scaled
-    assert img.shape == (1, 24, 24) and float(img.min()) == 0.0 and float(img.max()) == 1.0
-    assert "imgs/4.png" in by_id  # no split given: seeded random split (one image: training)
-    assert "imgs/5.png" not in by_id  # not in labels.csv
-    rgb, info3 = resolve_image_source(tmp_path, "training", 24, in_channels=3)
-    assert rgb[0]["image"].shape == (3, 24, 24) and info3["in_channels"] == 3
-
-
-def test_unlabelled_folder_is_split_at_random(tmp_path):
-    for i in range(10):
-        _write_png(tmp_path / f"{i}.jpg", seed=i)
-    sizes = {s: resolve_image_source(tmp_path, s, 16)[1]["num_items"] for s in ("training", "validation", "test")}
-    assert sizes == {"training": 7, "validation": 1, "test": 2}
-    ds, info = resolve_image_source(tmp_path, "training", 16)
-    assert info["task"] == "unlabelled" and {d["label"] for d in ds} == {-1}
-
-
-def test_source_kind_detection(tmp_path):
-    assert detect_source_kind(None) == "demo" and detect_source_kind(tmp_path / "missing") == "demo"
-    assert detect_source_kind(tmp_path) == "demo"  # empty folder
-    layouts = {
-        "nih": ("Data_Entry_2017.csv", "Image Index,Finding Labels\n"),
-        "chexpert": ("train.csv", "Path,Sex,Age\n"),
-        "mimic": ("mimic-cxr-2.0.0-metadata.csv", "dicom_id,subject_id\n"),
-        "dicom": ("a/b/x.dcm", ""),
-        "npz": ("data.npz", ""),
-    }
-    expected = {"nih": "chestxray14", "chexpert": "chexpert", "mimic": "mimic_cxr", "dicom": "dicom_cxr"}
-    for folder, (name, text) in layouts.items():
-        (tmp_path / folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / folder / name).write_text(text)
-        assert detect_source_kind(tmp_path / folder) == expected.get(folder, "medmnist")
-    assert detect_source_kind(tmp_path / "npz" / "data.npz") == "medmnist"
-    (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "notes.txt").write_text("x")
-    with pytest.raises(LayoutError, match="matches no supported layout"):
-        resolve_image_source(tmp_path / "other")
-    with pytest.raises(LayoutError, match="not a MedMNIST"):
-        detect_source_kind(tmp_path / "other" / "notes.txt")
-    with pytest.raises(EmptyDatasetError):
-        resolve_image_source(tmp_path / "other", kind="folder")
-
-
-def test_match_channels():
-    rgb = np.stack([np.full((2, 2), v, np.float32) for v in (1.0, 0.5, 0.0)])
-    assert np.allclose(match_channels(rgb, 1), 0.299 + 0.587 * 0.5)
-    assert match_channels(torch.ones(1, 2, 2), 3).shape == (3, 2, 2)
-    assert match_channels(rgb, None) is rgb
-    with pytest.raises(InvalidImageError, match="2 channels"):
-        match_channels(np.zeros((2, 4, 4)), 1)
-
-
-@pytest.mark.skipif(not PNEUMONIA.is_file(), reason="PneumoniaMNIST not available (../shared/data)")
-def test_medmnist_source():
-    ds, info = resolve_image_source(PNEUMONIA, "val", 64, max_items=5)
-    assert (info["source"], info["task"], info["num_classes"], info["num_items"]) == ("medmnist", "binary", 2, 5)
-    item = ds[0]
-    assert item["image"].shape == (1, 64, 64) and isinstance(item["label"], int)
-    folder_ds, folder_info = resolve_image_source(PNEUMONIA.parent, "test", 28, max_items=3)
-    assert folder_info["source"] == "medmnist" and folder_ds[0]["image"].shape == (1, 28, 28)
-
-
 def test_inference_preprocessing_loads_a_file(tmp_path):
     from monai.bundle import ConfigParser
 
@@ -370,21 +268,3 @@ def test_inference_preprocessing_loads_a_file(tmp_path):
     item = parser.get_parsed_content("preprocessing")({"image": str(tmp_path / "x.png")})
     assert type(item["image"]) is torch.Tensor and item["image"].shape == (1, 64, 64)
     assert float(item["image"].min()) == 0.0 and float(item["image"].max()) == 1.0
-
-
-@pytest.mark.skipif(not CR_DICOM.is_file(), reason="DICOM samples not available (../shared/data)")
-def test_dicom_source(tmp_path):
-    (tmp_path / "cr").mkdir()
-    (tmp_path / "cr" / "chest.dcm").symlink_to(CR_DICOM.resolve())
-    assert detect_source_kind(tmp_path) == "dicom_cxr"
-    found = []
-    for split in ("training", "validation", "test"):
-        try:
-            found.append(resolve_image_source(tmp_path, split, 32))
-        except EmptyDatasetError:
-            pass
-    assert len(found) == 1  # one patient: one split
-    ((ds, info),) = found
-    image = ds[0]["image"]
-    assert (info["source"], info["task"], info["num_items"]) == ("dicom_cxr", "unlabelled", 1)
-    assert image.shape == (1, 32, 32) and float(image.min()) == 0.0 and float(image.max()) == 1.0

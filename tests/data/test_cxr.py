@@ -18,23 +18,14 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-import torch
-from monai.data import MetaTensor
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from monai_jepa.data.cxr import (
-    CHESTXRAY14_FINDINGS,
-    CHEXPERT_OBSERVATIONS,
-    LoadCXRDicom,
-    LoadCXRDicomd,
-    load_cxr_dicom,
-)
+from monai_jepa.data.cxr import CHESTXRAY14_FINDINGS, CHEXPERT_OBSERVATIONS
 from monai_jepa.data.datalist import SPLITS, build_datalist
 from monai_jepa.data.errors import (
     EmptyDatasetError,
-    InvalidImageError,
     LayoutError,
     MissingFileError,
     UnreadableFileError,
@@ -306,70 +297,3 @@ def test_dicom_cxr(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(EmptyDatasetError, match="no DICOM file"):
         build_datalist("dicom_cxr", tmp_path / "empty")
-
-
-def test_load_cxr_dicom_windows_and_inversion(tmp_path):
-    ramp = np.tile(np.arange(0, 4096, 64, dtype=np.uint16), (4, 1))  # 0 .. 4032, 12-bit
-    noisy = ramp | np.uint16(0xF000)  # garbage in the unused high bits
-    path = write_dicom(tmp_path / "mono1.dcm", noisy, photometric="MONOCHROME1", bits_stored=12)
-    full = load_cxr_dicom(path, window="full")
-    assert full.shape == (1, 4, 64) and full.dtype == np.float32
-    np.testing.assert_allclose(full[0, 0], 1.0 - ramp[0] / 4095.0, atol=1e-6)  # masked, inverted: low raw -> bright
-    percentile = load_cxr_dicom(path)  # no header window -> percentile window, still inverted
-    assert percentile[0, 0, 0] == 1.0 and percentile[0, 0, -1] == 0.0 and np.all(np.diff(percentile[0, 0]) <= 0)
-
-    path = write_dicom(
-        tmp_path / "ct_like.dcm",
-        ramp.astype(np.int16) - 1000,
-        RescaleSlope="2",
-        RescaleIntercept="-100",
-        WindowCenter=["500", "0"],
-        WindowWidth=["1000", "10"],
-    )
-    header = load_cxr_dicom(path)  # first header window: [0, 1000] in rescaled units
-    values = (ramp[0].astype(float) - 1000) * 2 - 100
-    np.testing.assert_allclose(header[0, 0], np.clip(values / 1000.0, 0, 1), atol=1e-6)
-    explicit = load_cxr_dicom(path, window=(values.mean(), 2 * np.ptp(values)))
-    np.testing.assert_allclose(
-        explicit[0, 0], (values - values.min() + np.ptp(values) / 2) / (2 * np.ptp(values)), atol=1e-6
-    )
-    minmax = load_cxr_dicom(path, window="minmax")
-    assert minmax.min() == 0.0 and minmax.max() == 1.0
-
-    eight = write_dicom(tmp_path / "8bit.dcm", np.array([[0, 128], [255, 64]], np.uint8))
-    np.testing.assert_allclose(load_cxr_dicom(eight, window="full")[0], [[0, 128 / 255], [1, 64 / 255]], atol=1e-6)
-    with pytest.raises(LayoutError, match="no usable Window Center"):
-        load_cxr_dicom(eight, window="header")
-    with pytest.raises(ValueError, match="`window` must be"):
-        load_cxr_dicom(eight, window=(10, 0))
-
-    rgb = write_dicom(tmp_path / "rgb.dcm", np.zeros((4, 4, 3), np.uint8), photometric="RGB")
-    with pytest.raises(InvalidImageError, match="expected one grayscale frame"):
-        load_cxr_dicom(rgb)
-    (tmp_path / "junk.dcm").write_bytes(b"junk" * 10)
-    with pytest.raises(UnreadableFileError, match="junk.dcm"):
-        load_cxr_dicom(tmp_path / "junk.dcm")
-    with pytest.raises(MissingFileError, match="absent.dcm"):
-        load_cxr_dicom(tmp_path / "absent.dcm")
-
-
-def test_load_cxr_dicom_transforms(tmp_path):
-    path = write_dicom(tmp_path / "a.dcm", np.arange(12, dtype=np.uint16).reshape(3, 4), PixelSpacing=["0.2", "0.3"])
-    image = LoadCXRDicom(window="minmax")(path)
-    assert isinstance(image, MetaTensor) and image.shape == (1, 3, 4) and image.dtype == torch.float32
-    assert torch.allclose(torch.diag(image.affine)[:2], torch.tensor([0.2, 0.3], dtype=torch.float64))
-    assert image.meta["filename_or_obj"] == str(path) and image.meta["patient_id"] == "P1"
-    item = LoadCXRDicomd(keys="image", window="minmax")({"image": str(path), "label": 1})
-    assert item["label"] == 1 and torch.allclose(item["image"].as_tensor(), image.as_tensor())
-    assert float(item["image"][0, 2, 3]) == 1.0 and float(item["image"][0, 0, 0]) == 0.0
-
-
-def test_real_monochrome1_radiograph():
-    path = DATA / "dicom_samples" / "RG1_UNCR.dcm"
-    if not path.is_file():
-        pytest.skip(f"{path} not available")
-    image = load_cxr_dicom(path)
-    raw = pydicom.dcmread(path).pixel_array.astype(np.float64)
-    assert image.shape == (1, 1955, 1841) and image.dtype == np.float32
-    assert image.min() >= 0.0 and image.max() <= 1.0 and image.std() > 0.05
-    assert np.corrcoef(image[0, ::4, ::4].ravel(), raw[::4, ::4].ravel())[0, 1] < -0.9  # MONOCHROME1 inverted

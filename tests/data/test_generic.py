@@ -23,6 +23,7 @@ from PIL import Image
 from pydicom.uid import generate_uid
 
 from monai_jepa.data.datalist import SPLITS, build_datalist, write_datalist
+from monai_jepa.data.dicom import find_dicom_files, read_header
 from monai_jepa.data.errors import (
     EmptyDatasetError,
     LayoutError,
@@ -30,7 +31,6 @@ from monai_jepa.data.errors import (
     ShapeMismatchError,
     UnreadableFileError,
 )
-from monai_jepa.data.generic import find_dicom_files, read_dicom_header
 from tests.data.test_cxr import _csv, write_dicom
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -255,7 +255,7 @@ def _series(folder, uid, patient, z_order, rows=4, **elements):
 
 
 def _by_z(paths):
-    return sorted(paths, key=lambda p: float(read_dicom_header(p).ImagePositionPatient[2]))
+    return sorted(paths, key=lambda p: float(read_header(p).ImagePositionPatient[2]))
 
 
 def test_dicom_series(tmp_path):

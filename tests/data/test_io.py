@@ -23,7 +23,7 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from monai_jepa.data.errors import (
     DataError,
@@ -34,7 +34,7 @@ from monai_jepa.data.errors import (
     ShapeMismatchError,
     UnreadableFileError,
 )
-from monai_jepa.data.io import check_datalist, detect_format, load_checked, load_cine_dicom
+from monai_jepa.data.io import check_datalist, detect_format, load_checked
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 SAMPLES = DATA / "dicom_samples"
@@ -186,130 +186,6 @@ def test_folder_of_nifti_is_a_layout_error(tmp_path):
     write_nifti(tmp_path / "a.nii.gz", np.zeros((2, 2, 2), np.float32))
     with pytest.raises(LayoutError, match="DICOM series"):
         load_checked(tmp_path)
-
-
-# ------------------------------------------------------------------------------------------------------ DICOM
-
-
-def test_dicom_series_sorted_by_position_with_affine(tmp_path):
-    folder = write_series(tmp_path / "s", num=4, shape=(6, 5), gap=2.5)
-    arr, meta = load_checked(folder, expected_dims=3)
-    assert arr.shape == (1, 5, 6, 4)  # (C, columns, rows, slices)
-    # HU at (x=col, y=row, z) = 100 z + 10 row + col, after the -1024 rescale
-    assert arr[0, 3, 2, 1] == 100 * 1 + 10 * 2 + 3
-    assert meta["num_files"] == 4 and meta["format"] == "dicom_series" and meta["modality"] == "CT"
-    np.testing.assert_allclose(meta["spacing"], (0.8, 0.5, 2.5))
-    np.testing.assert_allclose(meta["slice_gaps"], [2.5] * 3)
-    # RAS affine: x along -L (column direction +x in LPS), y along -P, z along +S
-    np.testing.assert_allclose(np.diag(meta["affine"])[:3], [-0.8, -0.5, 2.5])
-    np.testing.assert_allclose(meta["affine"][:3, 3], [-10.0, -20.0, 0.0])
-
-
-def test_dicom_series_matches_monai_pydicom_reader(tmp_path):
-    from monai.data import PydicomReader
-    from monai.transforms import LoadImage
-
-    folder = write_series(tmp_path / "s", num=3, reverse_instances=False)  # MONAI sorts by InstanceNumber
-    arr, meta = load_checked(folder)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref = LoadImage(reader=PydicomReader(), ensure_channel_first=True)(str(folder))
-    np.testing.assert_allclose(arr, ref.numpy())
-    np.testing.assert_allclose(meta["affine"], ref.affine.numpy(), atol=1e-6)
-
-
-@pytest.mark.skipif(not TCIA.is_dir(), reason="shared TCIA data not available")
-def test_real_series_matches_itk_reader():
-    from monai.data import ITKReader
-    from monai.transforms import LoadImage
-
-    folder = TCIA / "11-19-1991" / "10008-T1prereg-91470"
-    arr, meta = load_checked(folder, expected_dims=3, expected_channels=1)
-    ref = LoadImage(reader=ITKReader(), ensure_channel_first=True)(str(folder))
-    assert arr.shape == (1, 260, 320, 25)
-    np.testing.assert_allclose(arr, ref.numpy())
-    np.testing.assert_allclose(meta["affine"], ref.affine.numpy(), atol=1e-4)
-
-
-def test_truncated_dicom_in_series_names_the_slice(tmp_path):
-    folder = write_series(tmp_path / "s", num=3)
-    bad = sorted(folder.iterdir())[1]
-    raw = bad.read_bytes()
-    bad.write_bytes(raw[: len(raw) - 20])
-    with pytest.raises(UnreadableFileError, match=bad.name) as e:
-        load_checked(folder)
-    assert e.value.path == str(bad)
-
-
-def test_not_dicom_and_no_pixels(tmp_path):
-    fake = tmp_path / "fake.dcm"
-    fake.write_bytes(b"\0" * 300)
-    with pytest.raises(UnreadableFileError, match="not a DICOM file"):
-        load_checked(fake)
-    path = write_dicom(tmp_path / "nopix.dcm", np.zeros((4, 4)))
-    ds = pydicom.dcmread(path)
-    del ds.PixelData
-    ds.save_as(path)
-    with pytest.raises(InvalidImageError, match="no pixel data"):
-        load_checked(path)
-
-
-def test_series_with_mismatched_slices_names_both_files(tmp_path):
-    folder = write_series(tmp_path / "s", num=2, shape=(6, 5))
-    odd = write_dicom(folder / "zz_odd.dcm", np.zeros((7, 5)), z=10.0)
-    with pytest.raises(ShapeMismatchError, match="differ in size") as e:
-        load_checked(folder)
-    assert odd.name in str(e.value) and "slice_" in str(e.value)
-
-
-def test_folder_with_two_series_is_a_layout_error(tmp_path):
-    folder = write_series(tmp_path / "s", num=2)
-    write_dicom(folder / "other.dcm", np.zeros((6, 5)), series_uid="9.9.9")
-    with pytest.raises(LayoutError, match="2 DICOM series"):
-        load_checked(folder)
-
-
-def test_missing_decoder_names_the_package(tmp_path):
-    get_decoder = pytest.importorskip("pydicom.pixels", reason="pydicom >= 3 reports decoder availability").get_decoder
-
-    if get_decoder(JPEGLSLossless).is_available:
-        pytest.skip("a JPEG-LS decoder is installed here")
-    path = write_dicom(tmp_path / "jls.dcm", np.zeros((4, 4)))
-    ds = pydicom.dcmread(path)
-    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
-    ds.PixelData = pydicom.encaps.encapsulate([b"\xff\xd8" + b"\0" * 30])
-    ds["PixelData"].VR = "OB"
-    ds.save_as(path)
-    with pytest.raises(UnreadableFileError, match="pip install pylibjpeg pylibjpeg-libjpeg"):
-        load_checked(path)
-
-
-@pytest.mark.skipif(not (SAMPLES / "color3d_jpeg_baseline.dcm").is_file(), reason="shared DICOM samples not available")
-def test_missing_jpeg_decoder_on_real_cine(monkeypatch):
-    pytest.importorskip("pydicom.pixels", reason="pydicom >= 3 reports decoder availability")
-
-    class _NoDecoder:
-        is_available = False
-        missing_dependencies = ["pylibjpeg - requires pylibjpeg>=2.0 and pylibjpeg-libjpeg>=2.1"]
-
-    monkeypatch.setattr("pydicom.pixels.get_decoder", lambda uid: _NoDecoder())
-    with pytest.raises(UnreadableFileError, match="JPEG Baseline.*pip install pylibjpeg pylibjpeg-libjpeg"):
-        load_cine_dicom(SAMPLES / "color3d_jpeg_baseline.dcm")
-
-
-@pytest.mark.skipif(not (SAMPLES / "examples_ybr_color.dcm").is_file(), reason="shared DICOM samples not available")
-def test_cine_ybr_dicom_as_rgb_and_gray_clip():
-    clip, meta = load_cine_dicom(SAMPLES / "examples_ybr_color.dcm")
-    assert clip.shape == (3, 30, 240, 320) and clip.dtype == np.float32
-    assert meta["num_frames"] == 30 and meta["fps"] == pytest.approx(30.0, rel=1e-3)
-    # ultrasound is mostly gray: in RGB the channels agree; YBR would have Cb = Cr = 128 where Y varies
-    assert np.abs(clip[0] - clip[1]).mean() < 2.0 and abs(clip[1].mean() - 128) > 50
-    gray, _ = load_cine_dicom(SAMPLES / "examples_ybr_color.dcm", color="gray")
-    assert gray.shape == (1, 30, 240, 320)
-    np.testing.assert_allclose(gray[0], 0.299 * clip[0] + 0.587 * clip[1] + 0.114 * clip[2], atol=1e-3)
-    arr, lmeta = load_checked(SAMPLES / "examples_ybr_color.dcm", expected_channels=3)
-    assert arr.shape == (3, 320, 240, 30) and lmeta["num_frames"] == 30  # (C, X, Y, frames)
-    np.testing.assert_array_equal(arr[:, :, :, 4], clip[:, 4].transpose(0, 2, 1))
 
 
 # ---------------------------------------------------------------------------------------------- PNG / JPEG / npz

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from monai.utils import optional_import
 
+from monai_jepa.data.dicom import DICOM_SUFFIXES
 from monai_jepa.data.errors import UnreadableFileError
 from monai_jepa.utils.module import require_package
 
@@ -34,8 +35,6 @@ RawDataElement, _ = optional_import("pydicom.dataelem", name="RawDataElement")
 
 __all__ = ["DICOM_SUFFIXES", "looks_like_dicom", "check_complete", "read_dicom"]
 
-#: File suffixes taken as DICOM without looking at the content.
-DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float / Double Float Pixel Data
 
 

@@ -8,11 +8,13 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""3D sources: layout detection, datalists and preprocessed volumes for every supported layout, each on a small
-synthetic copy written by the test, the errors naming the files, and the DICOM path on the real TCIA series."""
+"""The source resolver: layout detection, datalists and preprocessed images / volumes for every supported 2D and 3D
+layout, each on a small synthetic copy written by the test, the errors naming the files, and the real data when
+../shared is there (PneumoniaMNIST, the DICOM samples, the TCIA series)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from pathlib import Path
@@ -21,20 +23,29 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from monai_jepa.data import (
+    ImageSource,
     LayoutError,
-    LoadVolumed,
     ShapeMismatchError,
+    VolumeSource,
+    detect_kind,
     detect_volume_source_kind,
     make_demo_brats,
+    resolve_source,
     resolve_volume_source,
     volume_datalist,
 )
 from monai_jepa.data.errors import EmptyDatasetError
+from monai_jepa.data.sources import detect_source_kind, resolve_image_source
+from monai_jepa.transforms import LoadVolumed
 from tests.data.test_io import write_dicom
 
-TCIA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "tcia_brain_tumor_progression"
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+TCIA = DATA / "tcia_brain_tumor_progression"
+PNEUMONIA = DATA / "pneumoniamnist" / "pneumoniamnist.npz"
+CR_DICOM = DATA / "dicom_samples" / "RG1_UNCR.dcm"
 
 
 def _nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
@@ -133,7 +144,7 @@ def test_detection_of_every_layout(tmp_path):
 
 
 def test_demo_source_is_synthetic_loud_and_bratslike(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="monai_jepa.data.volume_sources"):
+    with caplog.at_level(logging.WARNING, logger="monai_jepa.data.sources"):
         ds, info = resolve_volume_source(tmp_path / "missing", "training", 16, demo_dir=tmp_path / "demo",
                                          demo_num_cases=3, demo_size=(16, 16, 16), patch_size=8)  # fmt: skip
     assert "NO REAL DATA" in caplog.text and "SYNTHETIC" in caplog.text and "--dataset_dir" in caplog.text
@@ -301,3 +312,159 @@ def test_tcia_series_load_and_baseline_sequences_stack():
     loaded = LoadVolumed()({"image": [str(TCIA / p) for p in item["image"]], "label": str(TCIA / item["label"])})
     assert loaded["image"].shape == (4, 260, 320, 25) and loaded["label"].shape == (1, 260, 320, 25)
     assert int(loaded["label"].sum()) > 0
+
+
+# ------------------------------------------------------------------------------------------------------- 2D sources
+
+
+def test_demo_source_warns_loudly_and_is_seeded(caplog):
+    with caplog.at_level(logging.WARNING, logger="monai_jepa.data.sources"):
+        ds, info = resolve_image_source("/does/not/exist", "train", 32, demo_num_images=20)
+    assert "SYNTHETIC" in caplog.text and "--dataset_dir" in caplog.text
+    assert (info["source"], info["is_synthetic"], info["task"], info["num_items"]) == ("demo", True, "binary", 20)
+    item = ds[0]
+    assert item["image"].shape == (1, 32, 32) and item["image"].dtype == torch.float32
+    assert 0 <= float(item["image"].min()) and float(item["image"].max()) <= 1
+    again, _ = resolve_image_source(None, "training", 32, demo_num_images=20)
+    assert torch.equal(again[0]["image"], item["image"])
+    test, test_info = resolve_image_source("", "test", 32, demo_num_images=20)
+    assert test_info["num_items"] == 10 and not torch.equal(test[0]["image"], item["image"])
+
+
+def _write_png(path: Path, size=(40, 50), rgb=False, seed=0) -> None:
+    rs = np.random.RandomState(seed)
+    shape = (*size, 3) if rgb else size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((rs.rand(*shape) * 255).astype(np.uint8)).save(path)
+
+
+def test_folder_source_with_labels_csv_and_split(tmp_path):
+    for i in range(6):
+        _write_png(tmp_path / "imgs" / f"{i}.png", rgb=i == 0, seed=i)
+    rows = [("imgs/0.png", "pneumonia", "training"), ("imgs/1.png", "normal", "training")]
+    rows += [("imgs/2.png", "normal", "test"), ("imgs/3.png", "pneumonia", "validation"), ("imgs/4.png", "normal", "")]
+    with open(tmp_path / "labels.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("image", "label", "split"), *rows])
+    assert detect_source_kind(tmp_path) == "folder"
+    ds, info = resolve_image_source(tmp_path, "test", 24, cache=True)
+    assert (info["task"], info["labels"], info["in_channels"]) == ("binary", ["normal", "pneumonia"], 1)
+    assert [d["id"] for d in ds] == ["imgs/2.png"]
+    train, _ = resolve_image_source(tmp_path, "training", 24)
+    by_id = {d["id"]: d for d in train}
+    assert by_id["imgs/0.png"]["label"] == 1 and by_id["imgs/1.png"]["label"] == 0
+    img = by_id["imgs/0.png"]["image"]  # RGB -> one channel, 40x50 -> 24x24, min-max scaled
+    assert img.shape == (1, 24, 24) and float(img.min()) == 0.0 and float(img.max()) == 1.0
+    assert "imgs/4.png" in by_id  # no split given: seeded random split (one image: training)
+    assert "imgs/5.png" not in by_id  # not in labels.csv
+    rgb, info3 = resolve_image_source(tmp_path, "training", 24, in_channels=3)
+    assert rgb[0]["image"].shape == (3, 24, 24) and info3["in_channels"] == 3
+
+
+def test_unlabelled_folder_is_split_at_random(tmp_path):
+    for i in range(10):
+        _write_png(tmp_path / f"{i}.jpg", seed=i)
+    sizes = {s: resolve_image_source(tmp_path, s, 16)[1]["num_items"] for s in ("training", "validation", "test")}
+    assert sizes == {"training": 7, "validation": 1, "test": 2}
+    ds, info = resolve_image_source(tmp_path, "training", 16)
+    assert info["task"] == "unlabelled" and {d["label"] for d in ds} == {-1}
+
+
+def test_source_kind_detection(tmp_path):
+    assert detect_source_kind(None) == "demo" and detect_source_kind(tmp_path / "missing") == "demo"
+    assert detect_source_kind(tmp_path) == "demo"  # empty folder
+    layouts = {
+        "nih": ("Data_Entry_2017.csv", "Image Index,Finding Labels\n"),
+        "chexpert": ("train.csv", "Path,Sex,Age\n"),
+        "mimic": ("mimic-cxr-2.0.0-metadata.csv", "dicom_id,subject_id\n"),
+        "dicom": ("a/b/x.dcm", ""),
+        "npz": ("data.npz", ""),
+    }
+    expected = {"nih": "chestxray14", "chexpert": "chexpert", "mimic": "mimic_cxr", "dicom": "dicom_cxr"}
+    for folder, (name, text) in layouts.items():
+        (tmp_path / folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / name).write_text(text)
+        assert detect_source_kind(tmp_path / folder) == expected.get(folder, "medmnist")
+    assert detect_source_kind(tmp_path / "npz" / "data.npz") == "medmnist"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    with pytest.raises(LayoutError, match="matches no supported layout"):
+        resolve_image_source(tmp_path / "other")
+    with pytest.raises(LayoutError, match="not a MedMNIST"):
+        detect_source_kind(tmp_path / "other" / "notes.txt")
+    with pytest.raises(EmptyDatasetError):
+        resolve_image_source(tmp_path / "other", kind="folder")
+
+
+@pytest.mark.skipif(not PNEUMONIA.is_file(), reason="PneumoniaMNIST not available (../shared/data)")
+def test_medmnist_source():
+    ds, info = resolve_image_source(PNEUMONIA, "val", 64, max_items=5)
+    assert (info["source"], info["task"], info["num_classes"], info["num_items"]) == ("medmnist", "binary", 2, 5)
+    item = ds[0]
+    assert item["image"].shape == (1, 64, 64) and isinstance(item["label"], int)
+    folder_ds, folder_info = resolve_image_source(PNEUMONIA.parent, "test", 28, max_items=3)
+    assert folder_info["source"] == "medmnist" and folder_ds[0]["image"].shape == (1, 28, 28)
+
+
+@pytest.mark.skipif(not CR_DICOM.is_file(), reason="DICOM samples not available (../shared/data)")
+def test_dicom_source(tmp_path):
+    (tmp_path / "cr").mkdir()
+    (tmp_path / "cr" / "chest.dcm").symlink_to(CR_DICOM.resolve())
+    assert detect_source_kind(tmp_path) == "dicom_cxr"
+    found = []
+    for split in ("training", "validation", "test"):
+        try:
+            found.append(resolve_image_source(tmp_path, split, 32))
+        except EmptyDatasetError:
+            pass
+    assert len(found) == 1  # one patient: one split
+    ((ds, info),) = found
+    image = ds[0]["image"]
+    assert (info["source"], info["task"], info["num_items"]) == ("dicom_cxr", "unlabelled", 1)
+    assert image.shape == (1, 32, 32) and float(image.min()) == 0.0 and float(image.max()) == 1.0
+
+
+# --------------------------------------------------------------------------------------------------- one resolver
+
+
+def test_one_detector_for_both_dimensionalities(tmp_path):
+    for dims in (2, 3):  # the shared rules
+        assert detect_kind(None, dims) == detect_kind(tmp_path / "missing", dims) == "demo"
+        (tmp_path / "hidden_only").mkdir(exist_ok=True)
+        (tmp_path / "hidden_only" / ".DS_Store").write_text("x")
+        assert detect_kind(tmp_path / "hidden_only", dims) == "demo"
+        (tmp_path / "npz").mkdir(exist_ok=True)
+        (tmp_path / "npz" / "x.npz").write_text("")
+        assert detect_kind(tmp_path / "npz", dims) == detect_kind(tmp_path / "npz" / "x.npz", dims) == "medmnist"
+    uid_named = tmp_path / "dcm" / "s" / "1.2.840.10008.1"  # a DICOM file named by its UID (DICM marker)
+    uid_named.parent.mkdir(parents=True)
+    uid_named.write_bytes(write_dicom(tmp_path / "src.dcm", np.zeros((4, 4))).read_bytes())
+    assert (detect_kind(tmp_path / "dcm", 2), detect_kind(tmp_path / "dcm", 3)) == ("dicom_cxr", "dicom_series")
+    assert detect_source_kind(tmp_path / "dcm") == "dicom_cxr" and detect_volume_source_kind(tmp_path / "dcm") == (
+        "dicom_series"
+    )
+    with pytest.raises(ValueError, match="spatial_dims"):
+        detect_kind(tmp_path, 4)
+
+
+def test_resolve_source_dispatches_on_spatial_dims(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="monai_jepa.data.sources"):
+        image = resolve_source(None, "val", 2, image_size=16, demo_num_images=8)
+    assert isinstance(image, ImageSource) and image.info["num_items"] == 2 and image.info["split"] == "validation"
+    assert image.dataset[0]["image"].shape == (1, 16, 16) and caplog.text.count("NO REAL DATA") == 1
+    volume = resolve_source(None, "test", 3, spatial_size=16, demo_dir=tmp_path / "demo", demo_num_cases=3,
+                            demo_size=(16, 16, 16))  # fmt: skip
+    assert isinstance(volume, VolumeSource) and volume.info["source"] == "demo" and volume.info["split"] == "test"
+    assert volume.dataset[0]["image"].shape == (4, 16, 16, 16) and "bundles/brats_vjepa" in caplog.text
+    with pytest.raises(ValueError, match="spatial_dims"):
+        resolve_source(None, "training", 1)
+    with pytest.raises(LayoutError, match="unknown split"):
+        resolve_image_source(None, "holdout")
+
+
+def test_medmnist_folder_must_hold_one_file(tmp_path):
+    _medmnist3d(tmp_path / "a" / "toy3d.npz")
+    _medmnist3d(tmp_path / "a" / "other3d.npz")
+    with pytest.raises(LayoutError, match=r"MedMNIST: expected one .npz file in .*\['other3d.npz', 'toy3d.npz'\]"):
+        volume_datalist(tmp_path / "a", kind="medmnist")
+    with pytest.raises(LayoutError, match="expected one .npz file"):
+        resolve_image_source(tmp_path / "a", kind="medmnist")
