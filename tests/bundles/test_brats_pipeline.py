@@ -32,10 +32,11 @@ BUNDLE = REPO / "bundles" / "brats_vjepa"
 TRAIN = "bundles/brats_vjepa/configs/train.json"
 EVALUATE = "bundles/brats_vjepa/configs/evaluate.json"
 MULTI_GPU = "bundles/brats_vjepa/configs/multi_gpu_train.json"
-# tiny model: 16^3 volumes and crops (2x2x2 tokens of 8^3), one encoder and predictor block of width 24
+# tiny model: 16^3 volumes and crops, a 2-level UNet (4, 8 channels, one stride 2: 8^3 tokens of 2^3), one predictor
+# block of width 24
 TINY = [
-    "--volume_size", "[16,16,16]", "--roi_size", "[16,16,16]", "--num_layers", "1", "--predictor_depth", "1",
-    "--hidden_size", "24", "--predictor_dim", "24", "--max_epochs", "1", "--log_interval", "1",
+    "--volume_size", "[16,16,16]", "--roi_size", "[16,16,16]", "--channels", "[4,8]", "--strides", "[2]",
+    "--predictor_depth", "1", "--predictor_dim", "24", "--max_epochs", "1", "--log_interval", "1",
     "--mask_block_scale", "[0.2,0.3]", "--num_mask_blocks", "1",
 ]  # fmt: skip
 DEMO = ["--demo_num_cases", "6", "--demo_size", "[24,24,24]"]  # 4 training, 1 validation, 1 test case
@@ -84,7 +85,7 @@ def _overrides(args: list[str]) -> dict:
     return out
 
 
-@pytest.mark.parametrize("name", ["train", "evaluate", "multi_gpu_train"])
+@pytest.mark.parametrize("name", ["train", "evaluate", "multi_gpu_train", "vit"])
 def test_configs_are_four_space_json(name):
     text = (BUNDLE / "configs" / f"{name}.json").read_text()
     assert text == json.dumps(json.loads(text), indent=4) + "\n"
@@ -98,14 +99,15 @@ def test_train_properties_and_channels_follow_the_data(tmp_path):
     datalist = wf.parser.get_parsed_content("datalist")
     assert (datalist["source"], datalist["is_synthetic"], datalist["in_channels"]) == ("demo", True, 4)
     assert json.loads((tmp_path / "demo" / "datalist.json").read_text())["training"] == datalist["training"]
-    assert wf.parser.get_parsed_content("encoder").patch_embedding.patch_embeddings.in_channels == 4
+    unet = wf.parser.get_parsed_content("encoder").net
+    assert (unet.in_channels, unet.out_channels) == (4, 4)  # the 4 sequences; the classes 0, 1, 2, 4
     npz = _tiny_medmnist3d(tmp_path / "tiny3d.npz")
     mm = _workflow(TRAIN, "train", output_dir=str(tmp_path / "mm"), dataset_dir=str(npz), **_overrides(TINY))
     mm.initialize()
     assert mm.check_properties() == []
     info = mm.parser.get_parsed_content("train#source").info
     assert (info["source"], info["task"], info["in_channels"], info["num_items"]) == ("medmnist", "binary", 1, 16)
-    assert mm.parser.get_parsed_content("encoder").patch_embedding.patch_embeddings.in_channels == 1
+    assert mm.parser.get_parsed_content("encoder").net.in_channels == 1
     batch = next(iter(mm.parser.get_parsed_content("train#dataloader")))
     assert set(batch) == {"image"} and batch["image"].shape == (4, 1, 16, 16, 16)  # 2 crops of 2 volumes
     assert type(batch["image"]) is torch.Tensor  # no MetaTensor in the training loop
@@ -122,9 +124,9 @@ def test_segmentation_pipeline_on_demo_data(tmp_path):
     assert "NO REAL DATA" in train_log and "SYNTHETIC" in eval_log
     assert (out / "models" / "model.pt").is_file()
     records = json.loads((out / "eval" / "metrics.json").read_text())
-    # pretrained encoder, the same architecture from random init and a UNet from scratch, at 1 and all (4) volumes
+    # the pretrained UNet and the same UNet from random init (the MONAI UNet from scratch), at 1 and all (4) volumes
     assert [(r["method"], r["num_labelled"]) for r in records] == [
-        (m, n) for n in (1, 4) for m in ("vjepa", "random_init", "unet")
+        (m, n) for n in (1, 4) for m in ("unet_vjepa", "unet_scratch")
     ]
     for r in records:
         assert (r["dataset"], r["protocol"], r["steps"], r["num_cases"]) == ("demo_brats", "segmentation", 2, 1)
@@ -146,7 +148,7 @@ def test_classification_pipeline_on_medmnist_3d(tmp_path):
     train.run()
     train.finalize()
     state = torch.load(out / "models" / "model.pt", weights_only=True)
-    assert tuple(state["encoder.patch_embedding.patch_embeddings.weight"].shape) == (24, 1, 8, 8, 8)
+    assert tuple(state["encoder.net.model.0.conv.unit0.conv.weight"].shape) == (4, 1, 3, 3, 3)  # 1 channel in
     protocols = ["linear", "knn", "few_shot", "label_fraction", "fine_tune", "scratch", "random_init"]
     evaluate = _workflow([TRAIN, EVALUATE], None, run_id="evaluating", eval_protocols=protocols,
                          eval_label_fractions=[0.5, 1.0], eval_shots=[2], eval_seeds=[0], eval_episodes=1,

@@ -25,6 +25,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from monai.networks.nets import UNet
 
 from tests.bundles._repo import bundle_env, find_artifacts
 
@@ -34,15 +35,15 @@ TRAIN, SEGMENT = "bundles/brats_vjepa/configs/train.json", "bundles/brats_vjepa/
 INFER, EMBED = "bundles/brats_vjepa/configs/inference.json", "bundles/brats_vjepa/configs/embed.json"
 META = "bundles/brats_vjepa/configs/metadata.json"
 SEQUENCES = ("t1", "t1ce", "t2", "flair")
-# tiny settings: 4 demo cases of 32^3 (2 training, 1 validation, 1 test), 16^3 crops (2x2x2 tokens of 8^3),
-# a 1-layer encoder of width 24; segmentation on 1 labelled case for 2 epochs
+# tiny settings: 4 demo cases of 32^3 (2 training, 1 validation, 1 test), 16^3 crops, a 2-level UNet (4, 8 channels,
+# one stride 2: 8^3 tokens of 2^3), a 1-block predictor; segmentation on 1 labelled case for 2 epochs
 TINY = [
     "--demo_num_cases", "4", "--demo_size", "[32,32,32]", "--volume_size", "[32,32,32]", "--roi_size", "[16,16,16]",
-    "--num_layers", "1", "--predictor_depth", "1", "--hidden_size", "24", "--predictor_dim", "24", "--max_epochs", "1",
+    "--channels", "[4,8]", "--strides", "[2]", "--predictor_depth", "1", "--predictor_dim", "24", "--max_epochs", "1",
     "--batch_size", "2", "--mask_block_scale", "[0.2,0.3]", "--num_mask_blocks", "1",
 ]  # fmt: skip
-TINY_SEG = ["--seg_max_epochs", "2", "--seg_num_labelled", "1", "--seg_batch_size", "1", "--seg_feature_size", "4"]
-TINY_INFER = [*TINY, "--seg_feature_size", "4"]  # the segmentation architecture of TINY_SEG
+TINY_SEG = ["--seg_max_epochs", "2", "--seg_num_labelled", "1", "--seg_batch_size", "1"]
+TINY_INFER = TINY  # the same UNet
 _ARTIFACT = re.compile(r"(events\.out\.tfevents.*|.*\.pt|checkpoint_latest\.txt|(datalist|metrics)\.json|.*\.nii\.gz)")
 _SKIP_DIRS = {".git", "__pycache__", ".pytest_cache", "benchmarks"}  # benchmarks/: results of other runs
 
@@ -125,6 +126,7 @@ def test_seg_model_weights(pipeline):
     overrides["output_dir"] = str(out)
     wf = ConfigWorkflow(config_file=str(REPO / INFER), workflow_type="infer", logging_file=False, **overrides)
     net = wf.parser.get_parsed_content("network_def")
+    assert isinstance(net, UNet)
     net.load_state_dict(state, strict=True)
     x = torch.rand(1, 4, 16, 16, 16)
     assert net.eval()(x).shape == (1, 4, 16, 16, 16)
@@ -143,10 +145,12 @@ def test_segment_loads_the_pretrained_encoder(pipeline, tmp_path):
             config_file=configs, workflow_type="train", logging_file=False, seg_load_pretrained=load, **overrides
         )
         net = wf.parser.get_parsed_content("seg_network_def")
-        enc = net.encoder.state_dict()
-        same = [torch.equal(enc[k], pretrained[f"encoder.{k}"]) for k in enc if f"encoder.{k}" in pretrained]
-        assert len(same) == len(enc) and (all(same) if load else not all(same))
-        assert net.out_channels == 4 and wf.parser.get_parsed_content("seg_label_values") == [0, 1, 2, 4]
+        assert isinstance(net, UNet) and net.out_channels == 4
+        # every entry of the UNet (the encoder path trained by pretraining, the decoder as initialised there)
+        unet = net.state_dict()
+        same = [torch.equal(unet[k], pretrained[f"encoder.net.{k}"]) for k in unet if f"encoder.net.{k}" in pretrained]
+        assert len(same) == len(unet) and (all(same) if load else not all(same))
+        assert wf.parser.get_parsed_content("seg_label_values") == [0, 1, 2, 4]
 
 
 def test_inference_label_maps_match_their_inputs(pipeline):
@@ -202,10 +206,10 @@ def test_verify_net_in_out():
     pred = meta["network_data_format"]["outputs"]["pred"]
     labels = json.loads((CONFIGS / "inference.json").read_text())["label_values"]
     assert pred["num_channels"] == len(pred["channel_def"]) == len(labels) == 4
-    assert meta["version"] == "0.2.1" and meta["version"] in meta["changelog"]
+    assert meta["version"] == "0.3.0" and meta["version"] in meta["changelog"]
 
 
 def test_config_files_are_formatted():
-    for name in ("segment", "inference", "embed", "metadata"):
+    for name in ("segment", "inference", "embed", "metadata", "vit"):
         text = (CONFIGS / f"{name}.json").read_text()
         assert text == json.dumps(json.loads(text), indent=4) + "\n", name

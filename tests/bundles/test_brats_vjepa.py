@@ -23,17 +23,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from monai.networks.nets import UNet
 
+from monai_jepa.networks import JEPASegmenter, JEPAViT, MaskedConvEncoder, load_pretrained_encoder
 from tests.bundles._repo import bundle_env, find_artifacts
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "brats_vjepa"
 CONFIGS = BUNDLE / "configs"
 TRAIN, INFER = "bundles/brats_vjepa/configs/train.json", "bundles/brats_vjepa/configs/embed.json"
-# tiny settings: 3 demo cases of 32^3, 16^3 crops (2x2x2 tokens of 8^3), a 1-layer encoder and predictor, 2 epochs
+SEGMENT, SEG_INFER = "bundles/brats_vjepa/configs/segment.json", "bundles/brats_vjepa/configs/inference.json"
+EVALUATE, VIT = "bundles/brats_vjepa/configs/evaluate.json", "bundles/brats_vjepa/configs/vit.json"
+# tiny settings: 3 demo cases of 32^3, 16^3 crops, a 2-level UNet (4, 8 channels, one stride 2: 8^3 tokens of 2^3),
+# a 1-block predictor, 2 epochs
 TINY = [
-    "--demo_num_cases", "3", "--demo_size", "[32,32,32]", "--roi_size", "[16,16,16]", "--num_layers", "1",
-    "--predictor_depth", "1", "--hidden_size", "24", "--predictor_dim", "24", "--max_epochs", "2", "--batch_size", "2",
+    "--demo_num_cases", "3", "--demo_size", "[32,32,32]", "--roi_size", "[16,16,16]", "--channels", "[4,8]",
+    "--strides", "[2]", "--predictor_depth", "1", "--predictor_dim", "24", "--max_epochs", "2", "--batch_size", "2",
     "--log_interval", "1", "--mask_block_scale", "[0.2,0.3]", "--num_mask_blocks", "1",
 ]  # fmt: skip
 _ARTIFACT = re.compile(r"(events\.out\.tfevents.*|.*\.pt|checkpoint_latest\.txt|datalist\.json|.*\.nii\.gz)")
@@ -47,7 +52,7 @@ def test_bundle_files():
     assert meta["version"] in meta["changelog"]
     image = meta["network_data_format"]["inputs"]["image"]
     assert (image["modality"], image["num_channels"]) == ("MR", 4)
-    for name in ("metadata", "train", "inference", "embed", "segment"):
+    for name in ("metadata", "train", "inference", "embed", "segment", "vit"):
         text = (CONFIGS / f"{name}.json").read_text()
         assert text == json.dumps(json.loads(text), indent=4) + "\n"
     assert (BUNDLE / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
@@ -72,12 +77,19 @@ def test_train_properties(tmp_path):
     infer.initialize()
     assert infer.check_properties() == []
     assert infer.parser.get_parsed_content("checkpoint") == f"{out}/models/model.pt"
-    # defaults: 4-channel 3D ViT on 32^3 crops, 8^3 patches -> a 4x4x4 token grid, masks on that grid
+    # defaults: the segmentation UNet (4 sequences in, the 4 BraTS classes out) as a masked token encoder on 32^3
+    # crops: its deepest level has stride 8 -> a 4x4x4 token grid, masks on that grid; tokens are the stride-8
+    # (128 channels) and stride-4 (32 channels x 2^3) features, the predictor 192 wide
     # (built from the workflow with an output_dir: building the encoder resolves the data, writing the demo volumes)
     enc = wf.parser.get_parsed_content("encoder", instantiate=True)
-    assert enc.grid_size == (4, 4, 4) and enc.in_channels == 4
+    assert isinstance(enc, MaskedConvEncoder) and isinstance(enc.net, UNet)
+    assert enc.net is wf.parser.get_parsed_content("segmentation_net_def")  # pretraining trains the segmentation net
+    assert (enc.in_channels, enc.net.out_channels, list(enc.net.channels)) == (4, 4, [16, 32, 64, 128])
+    assert enc.grid_size == (4, 4, 4) and enc.embed_dim == 128 + 32 * 8
     masks = wf.parser.get_parsed_content("train#masks", instantiate=True)
     assert masks.grid_size == (4, 4, 4) and masks.span_axis0 is False
+    predictor = wf.parser.get_parsed_content("predictor")
+    assert predictor.embed_dim == enc.embed_dim and predictor.predictor_dim == 192
 
 
 def test_tiny_training_run_from_repository_root(tmp_path):
@@ -93,8 +105,11 @@ def test_tiny_training_run_from_repository_root(tmp_path):
     losses = [float(v) for v in re.findall(r"loss: ([-+0-9.eE]+|nan|inf)", log)]
     assert losses and all(math.isfinite(v) for v in losses), log[-2000:]
     state = torch.load(out / "models" / "model.pt", weights_only=True)
-    # the 3D patch embedding: a (hidden, 4 sequences, 8, 8, 8) convolution
-    assert any(tuple(v.shape) == (24, 4, 8, 8, 8) for k, v in state.items() if k.startswith("encoder."))
+    # the pretrained encoder's entries are a complete UNet (4 sequences in, 4 classes out): its first convolution
+    assert tuple(state["encoder.net.model.0.conv.unit0.conv.weight"].shape) == (4, 4, 3, 3, 3)
+    unet = load_pretrained_encoder(out / "models" / "model.pt", UNet(3, 4, 4, (4, 8), (2,), num_res_units=2),
+                                   prefix="encoder.net.")  # fmt: skip
+    assert all(torch.equal(v, state[f"encoder.net.{k}"]) for k, v in unet.state_dict().items())
     assert any(k.startswith("predictor.") for k in state)
     assert (out / "models" / "checkpoint_latest.txt").is_file() and list(out.glob("events.out.tfevents*"))
 
@@ -105,6 +120,49 @@ def test_tiny_training_run_from_repository_root(tmp_path):
     assert find_artifacts(_ARTIFACT, _SKIP_DIRS) == before
     test_cases = [i["case_id"] for i in json.loads((out / "datalist.json").read_text())["test"]]
     feats = np.load(out / "embeddings" / "embeddings.npy")
-    assert feats.shape == (len(test_cases), 24) and np.isfinite(feats).all()
+    assert feats.shape == (len(test_cases), 8) and np.isfinite(feats).all()  # the deepest level's 8 channels
     with open(out / "embeddings" / "embeddings.csv") as f:
         assert [row["id"] for row in csv.DictReader(f)] == test_cases
+
+
+def test_vit_overlay(tmp_path):
+    """configs/vit.json, given last, restores the 3D ViT encoder and the JEPASegmenter in every workflow."""
+    from monai.bundle import ConfigWorkflow
+
+    out = tmp_path / "vit"
+    tiny = {"demo_num_cases": 3, "demo_size": [32, 32, 32], "roi_size": [16, 16, 16], "num_layers": 1,
+            "hidden_size": 24, "predictor_dim": 24, "predictor_depth": 1, "max_epochs": 1, "batch_size": 2,
+            "mask_block_scale": [0.2, 0.3], "num_mask_blocks": 1, "seg_feature_size": 4, "output_dir": str(out)}  # fmt: skip
+
+    def workflow(configs, workflow_type, **extra):
+        return ConfigWorkflow(config_file=configs, workflow_type=workflow_type, logging_file=False, **tiny, **extra)
+
+    train = workflow([TRAIN, VIT], "train")
+    train.initialize()
+    assert train.check_properties() == []
+    enc = train.parser.get_parsed_content("encoder")
+    assert isinstance(enc, JEPAViT) and enc.grid_size == (2, 2, 2) and enc.in_channels == 4  # 8^3 patches
+    assert train.parser.get_parsed_content("train#masks").grid_size == (2, 2, 2)
+    train.run()
+    train.finalize()
+    state = torch.load(out / "models" / "model.pt", weights_only=True)
+    assert tuple(state["encoder.patch_embedding.patch_embeddings.weight"].shape) == (24, 4, 8, 8, 8)
+
+    def is_pretrained(vit):
+        return all(torch.equal(v, state[f"encoder.{k}"]) for k, v in vit.state_dict().items())
+
+    # segmentation fine-tuning starts from the pretrained ViT inside a JEPASegmenter
+    seg = workflow([TRAIN, SEGMENT, VIT], "train").parser.get_parsed_content("seg_network_def")
+    assert isinstance(seg, JEPASegmenter) and seg.out_channels == 4 and is_pretrained(seg.encoder)
+    # inference: the JEPASegmenter; embeddings: the pretrained ViT
+    for config, kind in ((SEG_INFER, JEPASegmenter), (INFER, JEPAViT)):
+        wf = workflow([config, VIT], "infer", load_pretrain=False)
+        wf.initialize()
+        assert wf.check_properties() == [] and isinstance(wf.parser.get_parsed_content("network_def"), kind)
+    assert is_pretrained(workflow([INFER, VIT], "infer").parser.get_parsed_content("network_def"))
+    # evaluation: pretrained ViT, the same ViT from scratch, and the MONAI UNet from scratch
+    factories = workflow([TRAIN, EVALUATE, VIT], None).parser.get_parsed_content("eval_seg_networks")
+    assert list(factories) == ["vit_vjepa", "vit_scratch", "unet_scratch"]
+    pretrained, scratch, unet = (f() for f in factories.values())
+    assert is_pretrained(pretrained.encoder) and not is_pretrained(scratch.encoder)
+    assert isinstance(unet, UNet) and unet.out_channels == 4
