@@ -132,7 +132,8 @@ def test_vit_overlay(tmp_path):
     out = tmp_path / "vit"
     tiny = {"demo_num_cases": 3, "demo_size": [32, 32, 32], "roi_size": [16, 16, 16], "num_layers": 1,
             "hidden_size": 24, "predictor_dim": 24, "predictor_depth": 1, "max_epochs": 1, "batch_size": 2,
-            "mask_block_scale": [0.2, 0.3], "num_mask_blocks": 1, "seg_feature_size": 4, "output_dir": str(out)}  # fmt: skip
+            "mask_block_scale": [0.2, 0.3], "num_mask_blocks": 1, "seg_feature_size": 4,
+            "output_dir": str(out)}  # fmt: skip
 
     def workflow(configs, workflow_type, **extra):
         return ConfigWorkflow(config_file=configs, workflow_type=workflow_type, logging_file=False, **tiny, **extra)
