@@ -34,7 +34,7 @@ from monai.networks.layers import SkipConnection
 from monai.networks.nets import SegResNet, UNet
 from monai.utils import ensure_tuple_rep
 
-__all__ = ["MaskedConvEncoder", "encoder_stages", "patchify"]
+__all__ = ["MaskedConvEncoder", "encoder_stages", "masked_mean", "patchify"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
@@ -56,6 +56,11 @@ def encoder_stages(net: nn.Module) -> list[nn.Module]:
     if isinstance(net, SegResNet):
         return [nn.Sequential(net.convInit, net.down_layers[0]), *net.down_layers[1:]]
     raise TypeError(f"encoder_stages supports MONAI UNet and SegResNet, got {type(net).__name__}.")
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` ``(B, C, *S)`` over the voxels where ``mask`` ``(B, 1, *S)`` is 1 -> ``(B, C)``."""
+    return (x * mask).flatten(2).sum(-1) / mask.flatten(2).sum(-1).clamp_min(1.0)
 
 
 def patchify(x: torch.Tensor, factor: Sequence[int]) -> torch.Tensor:
@@ -237,6 +242,10 @@ class MaskedConvEncoder(nn.Module):
 
     def features(self, x: torch.Tensor, indices: torch.Tensor | None = None) -> list[torch.Tensor]:
         """The feature map of every encoder level ``[(B, C_l, *S_l), ...]`` (finest first), masked by ``indices``."""
+        return self._encode(x, indices)[0]
+
+    def _encode(self, x: torch.Tensor, indices: torch.Tensor | None) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """:meth:`features`, and the visible mask at the deepest level (None without ``indices``)."""
         self._check_input(x)
         with self.masking(indices, x.shape[0]) as mask:
             if mask is not None:
@@ -245,7 +254,8 @@ class MaskedConvEncoder(nn.Module):
             for stage in self._stages:
                 x = stage(x)
                 feats.append(x)
-        return feats
+            deep_mask = None if mask is None else self._mask_at(feats[-1])
+        return feats, deep_mask
 
     def tokens(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         """Token features ``(B, N, embed_dim)`` of the selected levels of ``feats``."""
@@ -264,15 +274,13 @@ class MaskedConvEncoder(nn.Module):
         Returns:
             tokens ``(B, N, embed_dim)`` (``(B, K, embed_dim)`` with ``indices``) and pooled ``(B, pooled_dim)``.
         """
-        feats = self.features(x, indices)
+        feats, deep_mask = self._encode(x, indices)
         tokens, deep = self.tokens(feats), feats[-1]
         if indices is None:
             return tokens, deep.flatten(2).mean(-1)
         idx = torch.as_tensor(indices, device=tokens.device).long()
         tokens = torch.gather(tokens, 1, idx.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
-        vis = F.interpolate(self.visible_mask(idx, x.shape[0]), size=deep.shape[2:], mode="nearest").to(deep.dtype)
-        pooled = (deep * vis).flatten(2).sum(-1) / vis.flatten(2).sum(-1).clamp_min(1.0)
-        return tokens, pooled
+        return tokens, masked_mean(deep, deep_mask)
 
     def extra_repr(self) -> str:
         return (

@@ -19,7 +19,7 @@ import torch.nn as nn
 from monai.networks.layers import Conv
 
 from monai_jepa.networks.jepa import MaskedLatentOutput
-from monai_jepa.networks.masked_conv import MaskedConvEncoder, patchify
+from monai_jepa.networks.masked_conv import MaskedConvEncoder, masked_mean, patchify
 
 __all__ = ["MaskedReconstructionModel"]
 
@@ -77,8 +77,7 @@ class MaskedReconstructionModel(nn.Module):
                 vis = self.encoder._mask_at(deep)
         finally:
             self._deep = None
-        pooled = (deep * vis).flatten(2).sum(-1) / vis.flatten(2).sum(-1).clamp_min(1.0)
-        return recon, pooled
+        return recon, masked_mean(deep, vis)
 
     def forward(
         self,
