@@ -84,6 +84,7 @@ __all__ = [
     "detect_kind",
     "detect_source_kind",
     "detect_volume_source_kind",
+    "folder_channels",
     "image_preprocessing",
     "volume_preprocessing",
     "volume_datalist",
@@ -569,7 +570,37 @@ def _folder_items(
     items = [{"image": str(root / f), "label": labels.get(f, -1), "id": f} for f in files if splits[f] == split]
     num_classes = len(class_names)
     task = "unlabelled" if not labels else "binary" if num_classes == 2 else "multiclass"
-    return items, {"task": task, "num_classes": num_classes, "labels": class_names, "name": root.name}
+    meta = {"task": task, "num_classes": num_classes, "labels": class_names, "name": root.name}
+    return items, {**meta, "in_channels": folder_channels([root / f for f in files])}
+
+
+def folder_channels(files: Sequence[str | os.PathLike], max_files: int = 16, tolerance: float = 2.0) -> int:
+    """Channel count a folder of PNG / JPEG images should be read with: 3 when it holds colour, else 1.
+
+    The first ``max_files`` files (in the given order) are opened with PIL: an image is colour when its mode carries
+    colour (``RGB``, ``RGBA``, ``P``, ``CMYK``, ...) *and* its channels differ, i.e. the mean absolute deviation
+    of R, G and B from their mean exceeds ``tolerance`` grey levels (of 255), so grey radiographs or ultrasound frames saved as
+    RGB JPEG stay one-channel while fundus photographs, dermoscopy and histology tiles stay RGB.
+
+    Args:
+        files: image paths, in a deterministic order (the same for every split of a dataset).
+        max_files: how many files to inspect.
+        tolerance: grey-level difference (0-255) between channels below which an RGB file counts as grey.
+
+    Returns:
+        1 or 3.
+    """
+    require_package("PIL", "monai_jepa.data.folder_channels", "PNG / JPEG input")
+    from PIL import Image
+
+    for path in list(files)[: int(max_files)]:
+        with Image.open(path) as img:
+            if img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F", "LA"):
+                continue
+            rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
+        if np.abs(rgb - rgb.mean(axis=-1, keepdims=True)).mean() > tolerance:
+            return 3
+    return 1
 
 
 def _cxr_items(kind: str, root: Path, split: str, **datalist_kwargs: Any) -> tuple[list[dict], dict[str, Any], Any]:
@@ -902,7 +933,8 @@ def resolve_image_source(
         dataset_dir: the user's path (file or folder), or None.
         split: ``"training"`` / ``"train"``, ``"validation"`` / ``"val"`` or ``"test"``.
         image_size: output spatial size (int or one per axis).
-        in_channels: output channel count; None: 1 for X-ray folders, the data's own count otherwise.
+        in_channels: output channel count; None follows the data: 1 for the chest X-ray layouts, the file's count
+            for MedMNIST, and for a plain folder 3 when its images hold colour, else 1 (see :func:`folder_channels`).
         kind: ``"auto"`` (detect) or one of :data:`SOURCE_KINDS` to force a layout.
         transform: optional extra transform applied after the preprocessing (e.g. random augmentation).
         cache: cache the preprocessed items in memory (``True`` or a cache rate in (0, 1]) with a ``CacheDataset``.
@@ -954,7 +986,7 @@ def resolve_image_source(
     elif kind == "folder":
         assert root is not None
         items, meta = _folder_items(root, split, val_fraction, test_fraction, seed)
-        load, meta["in_channels"] = True, 1
+        load = True
     else:
         assert root is not None
         items, meta, loader = _cxr_items(kind, root, split, **datalist_kwargs)

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
@@ -20,7 +22,14 @@ from torch.optim.lr_scheduler import LambdaLR
 __all__ = ["warmup_cosine"]
 
 
-def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int, final_lr_ratio: float = 1e-3) -> LambdaLR:
+def warmup_cosine(
+    optimizer: Optimizer,
+    warmup_steps: int,
+    total_steps: int,
+    final_lr_ratio: float = 1e-3,
+    time_limit_minutes: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> LambdaLR:
     """Linear warmup followed by a cosine decay, as a ``LambdaLR`` stepped once per iteration.
 
     With base learning rate ``lr``, ``W = warmup_steps`` and ``T = total_steps``, the rate used at step ``s``
@@ -35,11 +44,21 @@ def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int, fin
     Use with MONAI's ``LrScheduleHandler(scheduler, epoch_level=False)``; ``total_steps`` then counts iterations
     (``max_epochs * len(train_data_loader)``).
 
+    Time budget: with ``time_limit_minutes`` the decay follows whichever runs out first, the steps or the wall-clock
+    budget: the cosine progress is ``max((s - W) / (T - 1 - W), (t - t_W) / (budget - t_W))``, where ``t`` is the
+    time since the scheduler was created and ``t_W`` the time at which the warmup ended. A run stopped by
+    the trainers' ``time_limit_minutes`` then ends at the final rate instead of being cut mid-decay, whatever the
+    speed of the machine, so the same config suits a laptop and a GPU server. The rate then depends on the
+    wall-clock time, so two such runs are not bit-identical; leave it ``None`` for reproducible step-based runs.
+
     Args:
         optimizer: the optimizer whose parameter groups are scheduled.
         warmup_steps: number of warmup steps ``W >= 0``.
         total_steps: total number of steps ``T > W``.
         final_lr_ratio: final learning rate as a fraction of the base rate, in ``[0, 1]`` (default 1e-3).
+        time_limit_minutes: optional wall-clock budget of the run, in minutes (> 0), see above; pass the trainer's
+            ``time_limit_minutes``.
+        clock: the time source in seconds (for tests).
 
     Returns:
         the ``LambdaLR`` scheduler.
@@ -48,6 +67,7 @@ def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int, fin
 
         >>> opt = torch.optim.AdamW(model.parameters(), lr=5e-4)
         >>> sched = warmup_cosine(opt, warmup_steps=500, total_steps=10_000)
+        >>> sched = warmup_cosine(opt, 100, 1_000_000, time_limit_minutes=15)  # decays over 15 minutes
     """
     if int(warmup_steps) != warmup_steps or warmup_steps < 0:
         raise ValueError(f"warmup_steps must be a non-negative integer, got {warmup_steps!r}.")
@@ -55,12 +75,25 @@ def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int, fin
         raise ValueError(f"total_steps must be an integer > warmup_steps={warmup_steps}, got {total_steps!r}.")
     if not 0.0 <= final_lr_ratio <= 1.0:
         raise ValueError(f"final_lr_ratio must lie in [0, 1], got {final_lr_ratio!r}.")
+    if time_limit_minutes is not None and not time_limit_minutes > 0:
+        raise ValueError(f"time_limit_minutes must be None or > 0, got {time_limit_minutes!r}.")
     warmup, decay, ratio = int(warmup_steps), max(1, int(total_steps) - 1 - int(warmup_steps)), float(final_lr_ratio)
+    budget = None if time_limit_minutes is None else 60.0 * float(time_limit_minutes)
+    marks: dict[str, float] = {}
+
+    def time_progress(step: int) -> float:
+        if budget is None:
+            return 0.0
+        now = clock()
+        start = marks.setdefault("start", now)
+        end_of_warmup = marks.setdefault("warmup", now) if step >= warmup else now
+        return (now - end_of_warmup) / max(budget - (end_of_warmup - start), 1e-9)
 
     def factor(step: int) -> float:
+        elapsed = time_progress(step)
         if step < warmup:
             return (step + 1) / (warmup + 1)
-        progress = min(1.0, (step - warmup) / decay)
+        progress = min(1.0, max((step - warmup) / decay, elapsed))
         return ratio + (1.0 - ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)

@@ -38,7 +38,7 @@ from monai_jepa.data import (
     volume_datalist,
 )
 from monai_jepa.data.errors import EmptyDatasetError
-from monai_jepa.data.sources import detect_source_kind, resolve_image_source
+from monai_jepa.data.sources import detect_source_kind, folder_channels, resolve_image_source
 from monai_jepa.transforms import LoadVolumed
 from tests.data.test_io import write_dicom
 
@@ -347,9 +347,13 @@ def test_folder_source_with_labels_csv_and_split(tmp_path):
         csv.writer(f).writerows([("image", "label", "split"), *rows])
     assert detect_source_kind(tmp_path) == "folder"
     ds, info = resolve_image_source(tmp_path, "test", 24, cache=True)
-    assert (info["task"], info["labels"], info["in_channels"]) == ("binary", ["normal", "pneumonia"], 1)
-    assert [d["id"] for d in ds] == ["imgs/2.png"]
-    train, _ = resolve_image_source(tmp_path, "training", 24)
+    assert (info["task"], info["labels"], info["in_channels"]) == (
+        "binary",
+        ["normal", "pneumonia"],
+        3,
+    )  # 0.png: colour
+    assert [d["id"] for d in ds] == ["imgs/2.png"] and ds[0]["image"].shape == (3, 24, 24)  # grey file, replicated
+    train, _ = resolve_image_source(tmp_path, "training", 24, in_channels=1)
     by_id = {d["id"]: d for d in train}
     assert by_id["imgs/0.png"]["label"] == 1 and by_id["imgs/1.png"]["label"] == 0
     img = by_id["imgs/0.png"]["image"]  # RGB -> one channel, 40x50 -> 24x24, min-max scaled
@@ -358,6 +362,20 @@ def test_folder_source_with_labels_csv_and_split(tmp_path):
     assert "imgs/5.png" not in by_id  # not in labels.csv
     rgb, info3 = resolve_image_source(tmp_path, "training", 24, in_channels=3)
     assert rgb[0]["image"].shape == (3, 24, 24) and info3["in_channels"] == 3
+
+
+def test_folder_channels_follow_the_data(tmp_path):
+    """Colour photographs stay RGB; grey images stay one channel, also when saved as RGB (JPEG included)."""
+    grey = (np.random.RandomState(0).rand(32, 32) * 255).astype(np.uint8)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    Image.fromarray(np.stack([grey] * 3, -1)).save(tmp_path / "grey_rgb.jpg", quality=90)
+    _write_png(tmp_path / "colour.png", rgb=True)
+    assert folder_channels([tmp_path / "grey.png", tmp_path / "grey_rgb.jpg"]) == 1
+    assert folder_channels([tmp_path / "grey.png", tmp_path / "colour.png"]) == 3
+    assert folder_channels([tmp_path / "grey.png", tmp_path / "colour.png"], max_files=1) == 1
+    (tmp_path / "colour.png").unlink()
+    ds, info = resolve_image_source(tmp_path, "training", 16, test_fraction=0, val_fraction=0)
+    assert info["in_channels"] == 1 and ds[0]["image"].shape == (1, 16, 16)
 
 
 def test_unlabelled_folder_is_split_at_random(tmp_path):

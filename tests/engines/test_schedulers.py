@@ -61,3 +61,32 @@ def test_invalid_arguments(args, match):
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     with pytest.raises(ValueError, match=match):
         warmup_cosine(opt, *args)
+
+
+def test_time_budget_decays_by_the_deadline():
+    """With a time budget the cosine follows the clock when it runs out before the steps do."""
+    now = [0.0]
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_cosine(opt, warmup_steps=2, total_steps=1_000_000, time_limit_minutes=1.0, clock=lambda: now[0])
+    lrs = [opt.param_groups[0]["lr"]]
+    for t in (1.0, 2.0, 32.0, 62.0, 100.0):  # warmup ends at t=2 s; 60 s budget, so 58 s of decay after warmup
+        now[0] = t
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(1 / 3) and lrs[1] == pytest.approx(2 / 3)
+    assert lrs[2] == pytest.approx(1.0)  # first step after warmup, 0 s into the decay
+    assert lrs[3] == pytest.approx(1e-3 + (1 - 1e-3) * 0.5 * (1 + math.cos(math.pi * 30 / 58)))
+    assert lrs[4] == pytest.approx(1e-3) and lrs[5] == pytest.approx(1e-3)  # at and past the deadline
+
+
+def test_time_budget_never_slows_a_step_schedule():
+    """When the steps run out first the step schedule wins; an invalid budget is refused."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_cosine(opt, 0, 3, time_limit_minutes=1e6, clock=lambda: 0.0)
+    for _ in range(2):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="time_limit_minutes"):
+        warmup_cosine(opt, 0, 3, time_limit_minutes=0)
