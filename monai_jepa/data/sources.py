@@ -578,9 +578,9 @@ def folder_channels(files: Sequence[str | os.PathLike], max_files: int = 16, tol
     """Channel count a folder of PNG / JPEG images should be read with: 3 when it holds colour, else 1.
 
     The first ``max_files`` files (in the given order) are opened with PIL: an image is colour when its mode carries
-    colour (``RGB``, ``RGBA``, ``P``, ``CMYK``, ...) *and* its channels differ, i.e. the mean absolute deviation
-    of R, G and B from their mean exceeds ``tolerance`` grey levels (of 255), so grey radiographs or ultrasound frames saved as
-    RGB JPEG stay one-channel while fundus photographs, dermoscopy and histology tiles stay RGB.
+    colour (``RGB``, ``RGBA``, ``P``, ``CMYK``, ...) *and* its channels differ, i.e. the mean absolute deviation of
+    R, G and B from their mean exceeds ``tolerance`` grey levels (of 255), so grey radiographs or ultrasound frames
+    saved as RGB JPEG stay one-channel while fundus photographs, dermoscopy and histology tiles stay RGB.
 
     Args:
         files: image paths, in a deterministic order (the same for every split of a dataset).
