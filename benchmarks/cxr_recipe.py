@@ -16,8 +16,8 @@ budget), then evaluated with ``run evaluating`` (the label-fraction linear probe
 same network at its random initialisation). One JSON file per variant and seed lands in ``--out``; ``report``
 tabulates them.
 
-    python benchmarks/cxr_recipe.py run --variant base --seed 0 --minutes 10 --threads 1
-    python benchmarks/cxr_recipe.py report
+    python -m benchmarks.cxr_recipe run --variant base --seed 0 --minutes 10 --threads 1
+    python -m benchmarks.cxr_recipe report
 
 The variants are listed in ``VARIANTS`` (the overrides each one passes, on top of ``COMMON``).
 """
@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 
 import fire
+
+from benchmarks._common import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = os.environ.get("DATA", str(ROOT.parent / "shared/data/pneumoniamnist/pneumoniamnist.npz"))
@@ -84,12 +86,6 @@ def _overrides(variant: str, seed: int, minutes: float, out_dir: Path) -> list[s
     )
 
 
-def _commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "monai_jepa", "bundles"], cwd=ROOT, capture_output=True)
-    return head + ("-dirty" if dirty.stdout.strip() else "")
-
-
 def run(variant: str, seed: int = 0, minutes: float = 10.0, threads: int = 1, work: str = "/tmp/cxr_recipe") -> dict:
     """Pretrain one variant for ``minutes``, evaluate it and write ``<out>/<variant>_s<seed>.json``."""
     out_dir = Path(work) / f"{variant}_s{seed}"
@@ -137,9 +133,7 @@ def run(variant: str, seed: int = 0, minutes: float = 10.0, threads: int = 1, wo
         "threads": threads,
         "pretrain_seconds": round(pretrain_s, 1),
         "last_iteration_log": iters[-1] if iters else None,
-        "commit": _commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{os.uname().machine}, {os.cpu_count()} CPUs",
+        **{k: v for k, v in provenance().items() if k != "command"},
         "commands": [shlex.join(train), shlex.join(evaluate)],
         "auc": {
             f"{r['method']}@{r['label_fraction']}": r["auc"]

@@ -17,8 +17,8 @@ budget) and the same probes on the network at its random initialisation. The ran
 are seeded by ``s`` too (evaluation seeds ``s, s + 10, s + 20``), so the spread over seeds covers initialisation,
 pretraining and label sampling.
 
-    python benchmarks/pneumoniamnist.py run --seeds "[0,1,2]" --minutes 15
-    python benchmarks/pneumoniamnist.py report
+    python -m benchmarks.pneumoniamnist run --seeds "[0,1,2]" --minutes 15
+    python -m benchmarks.pneumoniamnist report
 
 Outputs in ``benchmarks/results/pneumoniamnist/``: ``seed_<s>/`` (the evaluation's metrics.json, report.md,
 label_efficiency.png, the pretraining log's iteration lines, commands.json) and, from ``report``, ``summary.md``,
@@ -39,6 +39,8 @@ from pathlib import Path
 import fire
 import numpy as np
 
+from benchmarks._common import provenance
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = os.environ.get("DATA", str(ROOT.parent / "shared/data/pneumoniamnist/pneumoniamnist.npz"))
 RESULTS = ROOT / "benchmarks/results/pneumoniamnist"
@@ -50,24 +52,6 @@ EVAL_CFG = f"['{TRAIN_CFG}','bundles/cxr_lejepa/configs/evaluate.json']"
 
 def _list(values) -> str:
     return str(list(values)).replace(" ", "")
-
-
-def _commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "monai_jepa", "bundles"], cwd=ROOT, capture_output=True)
-    return head + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def _machine() -> str:
-    model = "unknown CPU"
-    if Path("/proc/cpuinfo").is_file():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    import torch
-
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def run_seed(seed: int, minutes: float = 15.0, work: str = "/tmp/cxr_pneumoniamnist", overrides: str = "") -> Path:
@@ -107,9 +91,7 @@ def run_seed(seed: int, minutes: float = 15.0, work: str = "/tmp/cxr_pneumoniamn
         "seed": seed,
         "minutes": minutes,
         "pretrain_seconds": pretrain_s,
-        "commit": _commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": _machine(),
+        **{k: v for k, v in provenance().items() if k != "command"},
         "commands": [shlex.join(train), shlex.join(evaluate)],
     }
     (tmp / "commands.json").write_text(json.dumps(meta, indent=4) + "\n")

@@ -19,9 +19,9 @@ Two labelled 2D sets are exported as a plain PNG folder with a ``labels.csv`` (c
 - ``hippocampus_part``: MSD Task04 Hippocampus T1 MRI slices along the first axis with at least 30 labelled voxels,
   labelled by the dominant part, anterior (0) or posterior (1): 260 volumes, 60 / 10 / 30 % by volume.
 
-    python benchmarks/slices2d.py export acdc_phase /tmp/slices2d/acdc_phase
-    python benchmarks/slices2d.py run acdc_phase --minutes 15 --seed 0
-    python benchmarks/slices2d.py report
+    python -m benchmarks.slices2d export acdc_phase /tmp/slices2d/acdc_phase
+    python -m benchmarks.slices2d run acdc_phase --minutes 15 --seed 0
+    python -m benchmarks.slices2d report
 
 ``run`` writes ``benchmarks/results/slices2d/<name>_s<seed>.json``: the linear-probe test AUC of the pretrained encoder
 and of its random-init twin at every label fraction, with the commands, commit, machine and date.
@@ -41,6 +41,8 @@ from pathlib import Path
 
 import fire
 import numpy as np
+
+from benchmarks._common import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared/data"))
@@ -129,12 +131,6 @@ def export(name: str, out: str) -> str:
     return str(folder)
 
 
-def _commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "monai_jepa", "bundles"], cwd=ROOT, capture_output=True)
-    return head + ("-dirty" if dirty.stdout.strip() else "")
-
-
 def run(name: str, minutes: float = 15.0, seed: int = 0, threads: int = 2, work: str = "/tmp/slices2d") -> dict:
     """Export ``name`` (once), pretrain the default bundle on it for ``minutes`` and evaluate it."""
     data = Path(work) / name
@@ -187,9 +183,7 @@ def run(name: str, minutes: float = 15.0, seed: int = 0, threads: int = 2, work:
         "minutes": minutes,
         "threads": threads,
         "pretrain_seconds": round(pretrain_s, 1),
-        "commit": _commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{os.uname().machine}, {os.cpu_count()} CPUs",
+        **{k: v for k, v in provenance().items() if k != "command"},
         "commands": [shlex.join(train), shlex.join(evaluate)],
         "auc": {
             f"{r['method']}@{r['label_fraction']}": r["auc"]
