@@ -224,7 +224,7 @@ def test_verify_net_in_out_and_torchscript_export(pipeline, tmp_path):
     scripted = torch.jit.load(str(ts))
     from monai_jepa.networks import build_lejepa_model
 
-    net = build_lejepa_model("resnet18", 2, 1, proj_out_dim=64, conv1_t_size=7, conv1_t_stride=2, no_max_pool=False)
+    net = build_lejepa_model("resnet18", 2, 1, proj_out_dim=64, conv1_t_size=3, conv1_t_stride=2, no_max_pool=True)
     net.load_state_dict(torch.load(out / "models" / "model.pt", weights_only=True))
     x = torch.rand(3, 1, 32, 32)
     with torch.no_grad():
