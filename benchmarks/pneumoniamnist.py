@@ -22,7 +22,7 @@ pretraining and label sampling.
 
 Outputs in ``benchmarks/results/pneumoniamnist/``: ``seed_<s>/`` (the evaluation's metrics.json, report.md,
 label_efficiency.png, the pretraining log's iteration lines, commands.json) and, from ``report``, ``summary.md``,
-``summary.json`` and ``label_efficiency.png`` (mean and spread over seeds).
+``summary.json`` and ``label_efficiency_seeds.png`` (mean and spread over seeds).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def _stat(values: list[float]) -> str:
 
 
 def report() -> str:
-    """Mean ± std over seeds and paired differences; writes summary.md / summary.json / label_efficiency.png."""
+    """Mean ± std over seeds and paired differences; writes summary.md / summary.json / label_efficiency_seeds.png."""
     table = _seed_table()
     if not table:
         raise FileNotFoundError(f"no seed_* folder under '{RESULTS}': run `run` first.")
@@ -197,7 +197,7 @@ def _plot(table: dict[int, dict[str, float]], seeds: list[int]) -> None:
     ax.set_title("PneumoniaMNIST, cxr_lejepa defaults")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / "label_efficiency.png", dpi=120)
+    fig.savefig(RESULTS / "label_efficiency_seeds.png", dpi=120)
     plt.close(fig)
 
 
