@@ -19,7 +19,7 @@ from monai_jepa.utils.fileio import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-__all__ = ["provenance", "write_results", "median"]
+__all__ = ["provenance", "run_logged", "write_results", "median"]
 
 
 def _cpu_model() -> str:
@@ -66,6 +66,20 @@ def provenance() -> dict:
         "machine": machine,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def run_logged(cmd: list[str], log_path: Path, env: dict | None = None) -> float:
+    """Run ``cmd`` from the repository root with stdout and stderr in ``log_path``; raise on failure.
+
+    Returns:
+        the wall-clock seconds the command took.
+    """
+    import time
+
+    start = time.time()
+    with open(log_path, "w") as log:
+        subprocess.run(cmd, cwd=RESULTS.parents[1], env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return time.time() - start
 
 
 def median(values: list[float]) -> float:

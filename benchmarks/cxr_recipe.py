@@ -27,14 +27,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import fire
 
-from benchmarks._common import provenance
+from benchmarks._common import provenance, run_logged
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = os.environ.get("DATA", str(ROOT.parent / "shared/data/pneumoniamnist/pneumoniamnist.npz"))
@@ -118,12 +116,8 @@ def run(variant: str, seed: int = 0, minutes: float = 10.0, threads: int = 1, wo
         "[0,1,2]",
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
-    start = time.time()
-    with open(out_dir / "train_log.txt", "w") as log:
-        subprocess.run(train, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-    pretrain_s = time.time() - start
-    with open(out_dir / "eval_log.txt", "w") as log:
-        subprocess.run(evaluate, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    pretrain_s = run_logged(train, out_dir / "train_log.txt", env)
+    run_logged(evaluate, out_dir / "eval_log.txt", env)
     records = json.loads((out_dir / "eval" / "metrics.json").read_text())
     iters = [line for line in (out_dir / "train_log.txt").read_text().splitlines() if "Iter:" in line]
     result = {

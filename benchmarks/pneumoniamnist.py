@@ -31,15 +31,13 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import fire
 import numpy as np
 
-from benchmarks._common import provenance
+from benchmarks._common import provenance, run_logged
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = os.environ.get("DATA", str(ROOT.parent / "shared/data/pneumoniamnist/pneumoniamnist.npz"))
@@ -67,13 +65,9 @@ def run_seed(seed: int, minutes: float = 15.0, work: str = "/tmp/cxr_pneumoniamn
     evaluate = [sys.executable, "-m", "monai.bundle", "run", "evaluating", "--config_file", EVAL_CFG, *common,
                 "--eval_label_fractions", _list(FRACTIONS), "--eval_seeds", _list([seed, seed + 10, seed + 20]),
                 "--eval_finetune_fractions", _list(FINETUNE_FRACTIONS)]  # fmt: skip
-    start = time.time()
-    with open(out_dir / "pretrain_log_full.txt", "w") as log:
-        subprocess.run(train, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-    pretrain_s = int(round(time.time() - start))
+    pretrain_s = int(round(run_logged(train, out_dir / "pretrain_log_full.txt")))
     evaluate += ["--eval_pretrain_seconds", str(pretrain_s)]
-    with open(out_dir / "eval_log.txt", "w") as log:
-        subprocess.run(evaluate, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
+    run_logged(evaluate, out_dir / "eval_log.txt")
     dest = RESULTS / f"seed_{seed}"
     tmp = RESULTS / f".seed_{seed}.tmp"
     if tmp.exists():

@@ -34,15 +34,13 @@ import glob
 import json
 import os
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import fire
 import numpy as np
 
-from benchmarks._common import provenance
+from benchmarks._common import provenance, run_logged
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DATA", ROOT.parent / "shared/data"))
@@ -170,12 +168,8 @@ def run(name: str, minutes: float = 15.0, seed: int = 0, threads: int = 2, work:
         "[0,1,2]",
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
-    start = time.time()
-    with open(out_dir / "train_log.txt", "w") as log:
-        subprocess.run(train, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
-    pretrain_s = time.time() - start
-    with open(out_dir / "eval_log.txt", "w") as log:
-        subprocess.run(evaluate, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    pretrain_s = run_logged(train, out_dir / "train_log.txt", env)
+    run_logged(evaluate, out_dir / "eval_log.txt", env)
     records = json.loads((out_dir / "eval" / "metrics.json").read_text())
     result = {
         "dataset": name,
