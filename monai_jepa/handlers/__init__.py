@@ -10,7 +10,8 @@
 # limitations under the License.
 """Ignite handlers and the helpers that bundle configs call at the end of a run."""
 
+from .best_weights import BestWeightsSaver
 from .embedding_writer import EmbeddingSaver, EmbeddingWriter
 from .utils import save_network_weights
 
-__all__ = ["EmbeddingSaver", "EmbeddingWriter", "save_network_weights"]
+__all__ = ["BestWeightsSaver", "EmbeddingSaver", "EmbeddingWriter", "save_network_weights"]

@@ -40,6 +40,7 @@ from monai_jepa.networks.segmentation import (  # noqa: E402
     UNETR_NUM_LAYERS,
     UNETR_PATCH_SIZE,
     JEPASegmenter,
+    build_pretrained,
     load_pretrained_encoder,
     unetr_from_jepa_vit,
 )
@@ -50,6 +51,7 @@ __all__ += [
     "MaskedLatentOutput",
     "UNETR_NUM_LAYERS",
     "UNETR_PATCH_SIZE",
+    "build_pretrained",
     "load_pretrained_encoder",
     "unetr_from_jepa_vit",
 ]

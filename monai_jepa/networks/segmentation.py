@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -31,7 +31,14 @@ from torch.utils.checkpoint import checkpoint
 
 from monai_jepa.networks.vit import JEPAViT
 
-__all__ = ["JEPASegmenter", "load_pretrained_encoder", "unetr_from_jepa_vit", "UNETR_NUM_LAYERS", "UNETR_PATCH_SIZE"]
+__all__ = [
+    "JEPASegmenter",
+    "build_pretrained",
+    "load_pretrained_encoder",
+    "unetr_from_jepa_vit",
+    "UNETR_NUM_LAYERS",
+    "UNETR_PATCH_SIZE",
+]
 
 UNETR_PATCH_SIZE = 16
 """Patch size hard-coded in MONAI's ``UNETR`` (``monai.networks.nets.UNETR``)."""
@@ -205,7 +212,8 @@ class JEPASegmenter(nn.Module):
     ``(2, 16, 16)`` -> ``(2, 2, 2), (1, 2, 2), ...``). Decoder widths are ``feature_size * 2**level``.
 
     Args:
-        encoder: the (pretrained) :py:class:`JEPAViT`.
+        encoder: the (pretrained) :py:class:`JEPAViT`, or a function returning one: with ``"_mode_": "callable"``
+            in a bundle config every call of the segmenter then builds its own encoder (a network factory).
         out_channels: number of output channels (classes).
         feature_layers: 1-based indices of the blocks whose tokens feed the decoder, increasing; default 4 evenly
             spaced blocks ending with the last (3, 6, 9, 12 for 12 blocks).
@@ -225,7 +233,7 @@ class JEPASegmenter(nn.Module):
 
     def __init__(
         self,
-        encoder: JEPAViT,
+        encoder: JEPAViT | Callable[[], JEPAViT],
         out_channels: int,
         feature_layers: Sequence[int] | None = None,
         feature_size: int = 16,
@@ -234,6 +242,8 @@ class JEPASegmenter(nn.Module):
         freeze_encoder: bool = False,
     ) -> None:
         super().__init__()
+        if callable(encoder) and not isinstance(encoder, nn.Module):
+            encoder = encoder()
         if not isinstance(encoder, JEPAViT):
             raise ValueError(f"encoder must be a JEPAViT, got {type(encoder).__name__}.")
         if out_channels < 1 or feature_size < 1:
@@ -366,3 +376,28 @@ def load_pretrained_encoder(
     if result.missing_keys:
         logger.warning(f"encoder parameters not found in '{path}': {result.missing_keys}.")
     return encoder
+
+
+def build_pretrained(
+    factory: Callable[[], nn.Module], path: str | os.PathLike, prefix: str = "encoder.", strict: bool = True
+) -> nn.Module:
+    """``factory()`` with the weights of the checkpoint ``path`` loaded by :func:`load_pretrained_encoder`.
+
+    With ``"_mode_": "callable"`` in a bundle config this is a factory of pretrained networks, each call building and
+    filling a fresh one (what the few-label protocols need for every label count and seed)::
+
+        "unet_vjepa": {
+            "_target_": "monai_jepa.networks.build_pretrained",
+            "_mode_": "callable",
+            "factory": "@unet_def",
+            "path": "@model_file",
+            "prefix": "encoder.net."
+        }
+
+    Args:
+        factory: builds the network (e.g. a ``"_mode_": "callable"`` network definition).
+        path: the pretraining checkpoint, read with ``weights_only=True``.
+        prefix: prefix of the network's entries in the checkpoint.
+        strict: as in :func:`load_pretrained_encoder`.
+    """
+    return load_pretrained_encoder(path, factory(), prefix=prefix, strict=strict)

@@ -12,18 +12,16 @@
 
 Why a helper: MONAI (1.6.1) offers no stock way for a config to compute its own location. ``"bundle_root": "."``
 (the Model Zoo default) is resolved against the current directory, so a bundle run from elsewhere (here: the
-repository root, as the bundle READMEs document) would write its outputs beside the caller. ``ConfigWorkflow`` keeps
-the config folder in its ``config_root_path`` attribute, but never puts it into the ``ConfigParser``: expressions are
-evaluated with the ``imports`` globals and the referenced ids only, and ``bundle_root`` is a workflow property that the
-caller sets (``--bundle_root``, ``workflow.bundle_root = ...``, as ``monai.fl`` does). Functions such as
-``ckpt_export`` and ``verify_net_in_out`` parse configs with no workflow at all. So the helper finds the running
-``ConfigWorkflow`` on the call stack, then falls back to the ``--config_file`` argument of the command line.
+repository root, as the bundle READMEs document) would write its outputs beside the caller. ``bundle_root`` is a
+workflow property that the caller may set (``--bundle_root``, ``ConfigWorkflow(..., bundle_root=...)``, as MONAI
+Label and ``monai.fl`` do); when it does not, the helper reads the ``--config_file`` argument of the command line
+(``monai.bundle run``, ``ckpt_export``, ``verify_net_in_out``), and otherwise answers with the current directory,
+as ``"."`` would.
 """
 
 from __future__ import annotations
 
 import ast
-import inspect
 import os
 import sys
 from collections.abc import Sequence
@@ -63,15 +61,15 @@ def bundle_root_from_config(default: str | os.PathLike | None = None) -> str:
 
     Resolution order:
 
-        1. a MONAI ``ConfigWorkflow`` on the call stack (``python -m monai.bundle run``, ``ConfigWorkflow(...)``):
-           the parent of its config folder when that folder is named ``configs``, else the folder itself;
-        2. the first ``--config_file`` on the command line (``monai.bundle ckpt_export``, ``verify_net_in_out``);
-        3. ``default``, or the current directory.
+        1. the first ``--config_file`` on the command line (``python -m monai.bundle run``, ``ckpt_export``,
+           ``verify_net_in_out``): the parent of its folder when that folder is named ``configs``, else the folder;
+        2. ``default``, or the current directory.
 
-    ``--bundle_root /path`` on the command line still overrides the config value.
+    A value given by the caller wins over the config: ``--bundle_root /path`` on the command line, or
+    ``ConfigWorkflow(config_file=..., bundle_root="/path")`` from Python (what MONAI Label does).
 
     Args:
-        default: the answer when neither a workflow nor ``--config_file`` is found (default: the current directory).
+        default: the answer when no ``--config_file`` is on the command line (default: the current directory).
 
     Returns:
         the bundle folder as an absolute path string.
@@ -80,17 +78,6 @@ def bundle_root_from_config(default: str | os.PathLike | None = None) -> str:
 
         "bundle_root": "$monai_jepa.utils.bundle_root_from_config()"
     """
-    from monai.bundle import ConfigWorkflow  # imported here: monai.bundle is not needed by the rest of the package
-
-    frame = inspect.currentframe()
-    try:
-        while frame is not None:
-            owner = frame.f_locals.get("self")
-            if isinstance(owner, ConfigWorkflow) and getattr(owner, "config_root_path", None) is not None:
-                return _root_of(Path(owner.config_root_path) / "_")
-            frame = frame.f_back
-    finally:
-        del frame
     config_file = _config_file_from_argv(sys.argv)
     if config_file is not None:
         return _root_of(config_file)

@@ -91,7 +91,8 @@ def test_configs_are_four_space_json(name):
     assert text == json.dumps(json.loads(text), indent=4) + "\n"
 
 
-def test_train_properties_and_channels_follow_the_data(tmp_path):
+def test_train_properties_and_channels_follow_the_data(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["monai.bundle", "run", "training", "--config_file", str(TRAIN)])
     wf = _workflow(TRAIN, "train", output_dir=str(tmp_path / "demo"), **_overrides(DEMO))
     wf.initialize()
     assert wf.check_properties() == []

@@ -59,7 +59,8 @@ def test_bundle_files():
     assert "python -m monai.bundle run" in (BUNDLE / "docs" / "README.md").read_text()
 
 
-def test_train_properties(tmp_path):
+def test_train_properties(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["monai.bundle", "run", "training", "--config_file", str(TRAIN)])
     from monai.bundle import ConfigWorkflow
 
     out = tmp_path / "out"

@@ -117,12 +117,14 @@ def test_logging_conf_uses_only_logging_classes():
     assert classes and all(c in vars(logging) or c.startswith("logging.") for c in classes)
 
 
-def test_train_and_inference_properties(tmp_path):
+def test_train_and_inference_properties(tmp_path, monkeypatch):
+    # as `python -m monai.bundle run ... --config_file bundles/cxr_lejepa/configs/train.json` from the repository root
+    monkeypatch.setattr(sys, "argv", ["monai.bundle", "run", "training", "--config_file", str(TRAIN)])
     out = str(tmp_path / "out")
     train = _workflow(TRAIN, "train", output_dir=out, max_items=16, image_size=32)
     train.initialize()
     assert train.check_properties() == []
-    # the bundle folder, not the current directory (the repository root here), whatever the working directory
+    # the bundle folder, not the current directory (the repository root here)
     assert Path(train.bundle_root) == BUNDLE
     assert train.parser["run"] == train.parser["training"]  # "run" (Model Zoo, MONAI Label) is "training"
     infer = _workflow(INFER, "infer", output_dir=out, max_items=16, image_size=32, load_pretrain=False)

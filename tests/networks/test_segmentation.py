@@ -19,6 +19,7 @@ from monai_jepa.networks import (
     JEPASegmenter,
     JEPAViT,
     MaskedLatentModel,
+    build_pretrained,
     load_pretrained_encoder,
     unetr_from_jepa_vit,
 )
@@ -119,3 +120,24 @@ def test_load_pretrained_encoder(tmp_path):
     )
     with pytest.raises(RuntimeError, match=r"(?s)checkpoint_00000010\.pt.*blocks\.2"):
         load_pretrained_encoder(path, deeper)
+
+
+def test_segmenter_factories_build_fresh_pretrained_encoders(tmp_path):
+    # what `"_mode_": "callable"` makes of the bundle's network definitions: factories without arguments
+    from functools import partial
+
+    vit = _vit(patch=4, layers=2, img=16)
+    path = tmp_path / "encoder.pt"
+    atomic_torch_save({"model": {f"encoder.{k}": v for k, v in vit.state_dict().items()}}, path)
+    vit_def = partial(_vit, patch=4, layers=2, img=16)
+    pretrained = partial(JEPASegmenter, encoder=partial(build_pretrained, vit_def, path), out_channels=2)
+    a, b = pretrained(), pretrained()
+    assert a.encoder is not b.encoder  # one encoder per call
+    for k, v in vit.state_dict().items():
+        assert torch.equal(a.encoder.state_dict()[k], v) and torch.equal(b.encoder.state_dict()[k], v), k
+    with torch.no_grad():
+        a.encoder.blocks[0].mlp.linear1.weight.add_(1.0)  # training one leaves the other as loaded
+    assert torch.equal(b.encoder.blocks[0].mlp.linear1.weight, vit.blocks[0].mlp.linear1.weight)
+    assert a(torch.rand(1, 1, 16, 16)).shape == (1, 2, 16, 16)
+    with pytest.raises(RuntimeError, match="no entries with prefix 'net.'"):
+        build_pretrained(vit_def, path, prefix="net.")

@@ -41,7 +41,7 @@ def test_bundle_root_from_argv_default_and_cwd(tmp_path, monkeypatch):
     assert Path(bundle_root_from_config()) == tmp_path.resolve()
 
 
-def test_bundle_root_of_a_config_workflow_whatever_the_cwd(tmp_path, monkeypatch):
+def test_bundle_root_of_a_config_workflow(tmp_path, monkeypatch):
     configs = tmp_path / "my_bundle" / "configs"
     configs.mkdir(parents=True)
     config = {
@@ -52,12 +52,18 @@ def test_bundle_root_of_a_config_workflow_whatever_the_cwd(tmp_path, monkeypatch
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
+    # `python -m monai.bundle run ... --config_file ../my_bundle/configs/train.json`, from anywhere
+    monkeypatch.setattr(sys, "argv", ["monai.bundle", "run", "--config_file", "../my_bundle/configs/train.json"])
+    wf = ConfigWorkflow(config_file="../my_bundle/configs/train.json", workflow_type="infer", logging_file=False)
+    wf.initialize()
+    assert Path(wf.bundle_root) == (tmp_path / "my_bundle").resolve()  # property read by the workflow
+    # from Python the caller names the bundle (MONAI Label does); without it, the current directory, as "." would
     monkeypatch.setattr(sys, "argv", ["prog"])
-    for config_file in (str(configs / "train.json"), "../my_bundle/configs/train.json"):
-        wf = ConfigWorkflow(config_file=config_file, workflow_type="infer", logging_file=False)
-        wf.initialize()
-        assert Path(wf.bundle_root) == (tmp_path / "my_bundle").resolve()  # property read by the workflow
-    # a bare parser (no workflow, no --config_file) cannot know the config location: the current directory
+    wf = ConfigWorkflow(
+        config_file=str(configs / "train.json"), workflow_type="infer", logging_file=False, bundle_root=str(tmp_path)
+    )
+    wf.initialize()
+    assert Path(wf.bundle_root) == tmp_path
     parser = ConfigParser()
     parser.read_config(str(configs / "train.json"))
     assert Path(parser.get_parsed_content("bundle_root")) == elsewhere.resolve()
