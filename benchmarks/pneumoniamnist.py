@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -119,8 +120,18 @@ def _seed_table() -> dict[int, dict[str, float]]:
             elif proto == "knn" and frac == 1.0:
                 cells[f"{method}/knn"] = r["auc"]
         cells["pretrain_seconds"] = json.loads((folder / "commands.json").read_text())["pretrain_seconds"]
+        cells["pretrain_iterations"] = _iterations(folder / "pretrain_log.txt")
         table[seed] = cells
     return table
+
+
+def _iterations(log: Path) -> int:
+    """Iterations reached by the pretraining, from its last ``Epoch: e/E, Iter: i/n`` line (0 when none)."""
+    hits = re.findall(r"Epoch: (\d+)/\d+, Iter: (\d+)/(\d+)", log.read_text())
+    if not hits:
+        return 0
+    epoch, it, per_epoch = (int(v) for v in hits[-1])
+    return (epoch - 1) * per_epoch + it
 
 
 def _stat(values: list[float]) -> str:
@@ -137,7 +148,8 @@ def report() -> str:
     def col(key: str) -> list[float]:
         return [table[s][key] for s in seeds if key in table[s]]
 
-    lines = [f"Seeds: {seeds}; pretraining wall-clock seconds: {col('pretrain_seconds')}.", ""]
+    lines = [f"Seeds: {seeds}; pretraining wall-clock seconds: {col('pretrain_seconds')}; iterations reached (last "
+             f"logged): {col('pretrain_iterations')}.", ""]
     lines += ["| labels | LeJEPA linear probe | random-init linear probe | paired difference (min, max) |",
               "|---|---|---|---|"]  # fmt: skip
     for f in FRACTIONS:
