@@ -194,13 +194,14 @@ def run(name: str, minutes: float = 15.0, seed: int = 0, threads: int = 2, work:
 
 
 def report() -> str:
-    """Markdown table of the results: probe test AUC, pretrained vs random init, per label fraction."""
-    rows = [
-        "| dataset | seed | budget | " + " | ".join(f"AUC {f:g}: pretrained / random init" for f in FRACTIONS) + " |",
-        "|---|---|---|" + "---|" * len(FRACTIONS),
-    ]
+    """Markdown tables of the results: probe test AUC, pretrained vs random init, per seed and label fraction, then
+    the mean +- std over seeds per dataset with the paired difference (mean, min..max over seeds)."""
+    head = " | ".join(f"AUC {f:g}: pretrained / random init" for f in FRACTIONS)
+    rows = [f"| dataset | seed | budget | {head} |", "|---|---|---|" + "---|" * len(FRACTIONS)]
+    by_dataset: dict[str, list[dict]] = {}
     for path in sorted(RESULTS.glob("*.json")):
         r = json.loads(path.read_text())
+        by_dataset.setdefault(r["dataset"], []).append(r)
         cells = [
             f"{r['auc'].get(f'lejepa@{f}', float('nan')):.3f} / {r['auc'].get(f'random_init@{f}', float('nan')):.3f}"
             for f in FRACTIONS
@@ -208,10 +209,22 @@ def report() -> str:
         rows.append(
             f"| {r['dataset']} | {r['seed']} | {r['minutes']:g} min x {r['threads']} thr | " + " | ".join(cells) + " |"
         )
+    head = " | ".join(f"AUC {f:g}: pretrained / random init (paired diff, min..max)" for f in FRACTIONS)
+    rows += ["", f"| dataset | seeds | {head} |", "|---|---|" + "---|" * len(FRACTIONS)]
+    for name, runs in sorted(by_dataset.items()):
+        cells = []
+        for f in FRACTIONS:
+            pre = np.array([r["auc"][f"lejepa@{f}"] for r in runs])
+            rnd = np.array([r["auc"][f"random_init@{f}"] for r in runs])
+            diff = pre - rnd
+            cells.append(
+                f"{pre.mean():.3f} +- {pre.std(ddof=1) if len(runs) > 1 else 0:.3f} / {rnd.mean():.3f} +- "
+                f"{rnd.std(ddof=1) if len(runs) > 1 else 0:.3f} ({diff.mean():+.3f}, {diff.min():+.3f}..{diff.max():+.3f})"
+            )
+        rows.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     text = "\n".join(rows)
     print(text)
     return text
-
 
 if __name__ == "__main__":
     fire.Fire({"export": export, "run": run, "report": report})
