@@ -148,8 +148,11 @@ def report() -> str:
     def col(key: str) -> list[float]:
         return [table[s][key] for s in seeds if key in table[s]]
 
-    lines = [f"Seeds: {seeds}; pretraining wall-clock seconds: {col('pretrain_seconds')}; iterations reached (last "
-             f"logged): {col('pretrain_iterations')}.", ""]
+    lines = [
+        f"Seeds: {seeds}; pretraining wall-clock seconds: {col('pretrain_seconds')}; iterations reached (last "
+        f"logged): {col('pretrain_iterations')}.",
+        "",
+    ]
     lines += ["| labels | LeJEPA linear probe | random-init linear probe | paired difference (min, max) |",
               "|---|---|---|---|"]  # fmt: skip
     for f in FRACTIONS:

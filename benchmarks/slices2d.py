@@ -226,5 +226,6 @@ def report() -> str:
     print(text)
     return text
 
+
 if __name__ == "__main__":
     fire.Fire({"export": export, "run": run, "report": report})

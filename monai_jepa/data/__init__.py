@@ -19,6 +19,16 @@ key and what was expected. The loading transforms are in :mod:`monai_jepa.transf
 
 from monai_jepa.transforms.io import load_cxr_dicom  # moved to monai_jepa.transforms; still importable from here
 
+from .cine import (
+    CINE_SOURCE_KINDS,
+    cine_datalist,
+    dicom_cine_clips,
+    load_cine,
+    load_frame_mask,
+    make_demo_cine,
+    rasterize_contour,
+    sunnybrook_datalist,
+)
 from .cxr import (
     CHESTXRAY14_FINDINGS,
     CHEXPERT_OBSERVATIONS,

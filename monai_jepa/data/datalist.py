@@ -106,6 +106,7 @@ BUILDER_MODULES: tuple[str, ...] = (
     "dermatology",
     "ct",
     "mri",
+    "cine",
 )
 
 
@@ -471,6 +472,8 @@ def make_datalist(
         entry["image"] = _relative(entry["image"], root_path)
         if isinstance(entry.get("label"), (str, list)) and not _is_int_list(entry["label"]):
             entry["label"] = _relative(entry["label"], root_path)
+        for key in [k for k in entry if k.startswith("label_") and isinstance(entry[k], str)]:
+            entry[key] = _relative(entry[key], root_path)  # per-frame masks (``label_ed``) of cine clips
         lists[entry["split"]].append(entry)
     datalist: dict[str, Any] = {
         "name": name,

@@ -16,12 +16,13 @@ from .checkpoint import JEPACheckpointer, atomic_torch_save, latest_checkpoint, 
 from .monitoring import JEPAProgressBar, attach_tensorboard, jepa_scalars
 from .rng import capture_rng_state, derive_seed, restore_rng_state, seed_global_rngs
 from .schedulers import warmup_cosine
-from .trainer import OUTPUT_KEYS, LeJEPATrainer, NonFiniteLossError, plain_tensor
+from .trainer import OUTPUT_KEYS, LeJEPATrainer, NonFiniteGradientError, NonFiniteLossError, plain_tensor
 
 __all__ = [
     "JEPACheckpointer",
     "JEPAProgressBar",
     "LeJEPATrainer",
+    "NonFiniteGradientError",
     "NonFiniteLossError",
     "OUTPUT_KEYS",
     "atomic_torch_save",

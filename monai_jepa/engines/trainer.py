@@ -44,7 +44,7 @@ else:
     EventEnum, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "EventEnum")
     Metric, _ = optional_import("ignite.metrics", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Metric")
 
-__all__ = ["LeJEPATrainer", "NonFiniteLossError", "OUTPUT_KEYS", "plain_tensor"]
+__all__ = ["LeJEPATrainer", "NonFiniteGradientError", "NonFiniteLossError", "OUTPUT_KEYS", "plain_tensor"]
 
 OUTPUT_KEYS = ("loss", "pred", "sigreg", "lr", "embedding_std", "effective_rank")
 """The scalar entries of ``LeJEPATrainer``'s ``engine.state.output``."""
@@ -70,6 +70,26 @@ class NonFiniteLossError(FloatingPointError):
             f"non-finite loss at iteration {iteration} (epoch {epoch}): {values}. Training stopped before the "
             "optimizer step and no checkpoint was written after it. Check the input batch for NaN/Inf values, lower "
             "the learning rate, or train in bfloat16 rather than float16."
+        )
+
+
+class NonFiniteGradientError(FloatingPointError):
+    """Raised when a gradient is NaN or infinite although the loss is finite; training stops before the step.
+
+    Args:
+        iteration: the (1-based, global) iteration.
+        epoch: the current epoch.
+        names: the parameters with non-finite gradients.
+    """
+
+    def __init__(self, iteration: int, epoch: int, names: Sequence[str]) -> None:
+        self.iteration, self.epoch, self.names = iteration, epoch, list(names)
+        shown = ", ".join(self.names[:5]) + (f" and {len(self.names) - 5} more" if len(self.names) > 5 else "")
+        super().__init__(
+            f"non-finite gradient at iteration {iteration} (epoch {epoch}) with a finite loss, in {shown}. Training "
+            "stopped before the optimizer step. Under bfloat16 autocast on the CPU, oneDNN's 3D convolution weight "
+            "gradient is known to overflow when a feature map has exactly 2 voxels along an axis (torch 2.13): "
+            "change the input size (e.g. the clip length) or train with amp=False."
         )
 
 
@@ -632,6 +652,8 @@ class LeJEPATrainer(SupervisedTrainer):
 
         Raises:
             NonFiniteLossError: when the loss is NaN or infinite (before backward).
+            NonFiniteGradientError: when a gradient is NaN or infinite (before the optimizer step; not with a
+                ``GradScaler``, which skips such steps).
         """
         if self._probing:
             return self._probe_pass(forward, loss_terms)
@@ -661,6 +683,8 @@ class LeJEPATrainer(SupervisedTrainer):
             (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
         self.fire_event(IterationEvents.BACKWARD_COMPLETED)
         if should_step:
+            if self.scaler is None:  # a GradScaler skips non-finite steps itself
+                self._check_gradients()
             if self.scaler is not None:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
@@ -680,6 +704,17 @@ class LeJEPATrainer(SupervisedTrainer):
         }
         self.fire_event(IterationEvents.MODEL_COMPLETED)
         return self.state.output
+
+    def _check_gradients(self) -> None:
+        """Raise :class:`NonFiniteGradientError` when a gradient holds NaN / inf (one fused norm over all of them)."""
+        named = [(n, p.grad) for n, p in self.network.named_parameters() if p.grad is not None]
+        if not named:
+            return
+        norms = torch.stack(torch._foreach_norm([g for _, g in named]))
+        finite = torch.isfinite(norms)
+        if not bool(finite.all()):
+            bad = [name for (name, _), ok in zip(named, finite.tolist()) if not ok]
+            raise NonFiniteGradientError(self.state.iteration, self.state.epoch, bad)
 
     def _iteration(self, engine: LeJEPATrainer, batchdata: Any) -> dict[str, float]:  # type: ignore[override]
         """One LeJEPA step on ``batchdata``; returns the scalar output dict (see the class docstring)."""

@@ -26,6 +26,7 @@ from .anatomy import (  # noqa: E402
 )
 from .masks import (  # noqa: E402
     MASK_PRESETS,
+    FutureFrameMask,
     MaskGenerator,
     MultiBlockMaskGenerator,
     RandBlockMask,
@@ -36,6 +37,7 @@ from .masks import (  # noqa: E402
 
 __all__ += [
     "AnatomyAwareMaskGenerator",
+    "FutureFrameMask",
     "MASK_PRESETS",
     "MaskGenerator",
     "MultiBlockMaskGenerator",
@@ -49,6 +51,28 @@ __all__ += [
     "otsu_threshold",
     "token_foreground_fraction",
     "token_label_map",
+]
+
+from .cine import (  # noqa: E402
+    LoadCine,
+    LoadCineD,
+    LoadCined,
+    LoadCineDict,
+    TemporalSample,
+    TemporalSampleD,
+    TemporalSampled,
+    TemporalSampleDict,
+)
+
+__all__ += [
+    "LoadCine",
+    "LoadCineD",
+    "LoadCineDict",
+    "LoadCined",
+    "TemporalSample",
+    "TemporalSampleD",
+    "TemporalSampleDict",
+    "TemporalSampled",
 ]
 
 from .intensity import (  # noqa: E402

@@ -47,6 +47,7 @@ from monai.utils.misc import MAX_SEED
 from monai_jepa.transforms.views import _check_range
 
 __all__ = [
+    "FutureFrameMask",
     "MASK_PRESETS",
     "MaskGenerator",
     "MultiBlockMaskGenerator",
@@ -474,6 +475,54 @@ class RandomTubeMask(MaskGenerator):
         plane[rng.choice(positions, self._num_masked, replace=False)] = True
         target = np.tile(plane, self._repeat)  # row-major: axis 0 is the slowest axis
         return target, ~target, None
+
+
+class FutureFrameMask(MaskGenerator):
+    """Future prediction over time: predict the tokens of later frames from the earlier ones (2D+t, causal).
+
+    The context is every token of the first ``context_frames`` indices of axis 0 (time), the target every token of
+    the later ones (``num_target`` keeps a random subset of them, drawn per sample). The context never sees a
+    frame at or after a target frame. Every draw has the same counts.
+
+    Args:
+        grid_size: tokens per axis, time first (2 or 3 ints).
+        context_frames: token frames seen by the encoder, in ``[1, grid_size[0] - 1]``; None: half, rounded down.
+        num_target: target tokens per sample (at most the later frames' tokens); None: all of them.
+        seed: seed of ``self.R``.
+
+    Example::
+
+        >>> gen = FutureFrameMask((8, 6, 6), context_frames=4, seed=0)
+        >>> context_idx, target_idx = gen(batch_size=2)  # (2, 4 * 36), (2, 4 * 36); context frames 0-3
+    """
+
+    _num_estimate_draws = 1
+
+    def __init__(
+        self,
+        grid_size: Sequence[int],
+        context_frames: int | None = None,
+        num_target: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(grid_size, seed)
+        frames = self.grid_size[0]
+        if frames < 2:
+            raise ValueError(f"`grid_size` {self.grid_size} needs >= 2 token frames on axis 0 for future prediction.")
+        self.context_frames = frames // 2 if context_frames is None else int(context_frames)
+        if not 1 <= self.context_frames <= frames - 1:
+            raise ValueError(f"`context_frames` must lie in [1, {frames - 1}], got {context_frames!r}.")
+        self._plane = self.num_tokens // frames
+        later = (frames - self.context_frames) * self._plane
+        if _check_count(num_target, "num_target") is not None and num_target > later:
+            raise ValueError(f"`num_target` must be at most {later} (the later frames' tokens), got {num_target}.")
+        self.num_context = self.context_frames * self._plane
+        self.num_target = later if num_target is None else int(num_target)
+
+    def draw(self, rng: np.random.RandomState, **kwargs: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The earlier frames (context) and the later frames (target); flat bool arrays (time is the slowest axis)."""
+        context = np.arange(self.num_tokens) < self.num_context
+        return ~context, context, None
 
 
 def _generator_from_args(

@@ -18,7 +18,14 @@ from ignite.engine import Events
 from monai.handlers import LrScheduleHandler
 from torch.utils.data import DataLoader
 
-from monai_jepa.engines import OUTPUT_KEYS, JEPACheckpointer, LeJEPATrainer, NonFiniteLossError, warmup_cosine
+from monai_jepa.engines import (
+    OUTPUT_KEYS,
+    JEPACheckpointer,
+    LeJEPATrainer,
+    NonFiniteGradientError,
+    NonFiniteLossError,
+    warmup_cosine,
+)
 from monai_jepa.losses import LeJEPALoss
 from monai_jepa.transforms import BatchMultiView
 
@@ -195,6 +202,20 @@ def test_non_finite_loss_stops_before_the_step_and_keeps_checkpoint(tmp_path):
     saved = torch.load(tmp_path / "checkpoint_00000002.pt", weights_only=True)
     for k, v in trainer.network.state_dict().items():
         assert torch.equal(saved["model"][k], snapshot[k]) and torch.equal(v, snapshot[k])  # no step was taken
+
+
+def test_non_finite_gradient_stops_before_the_step():
+    trainer = _trainer(_batches(4, 2))
+    param = next(trainer.network.parameters())
+    calls = []
+    param.register_hook(lambda g: g * float("inf") if calls.append(1) or len(calls) == 2 else g)  # iteration 2
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED(once=1), lambda e: setattr(e.state, "after_one", param.detach().clone())
+    )
+    with pytest.raises(NonFiniteGradientError, match=r"iteration 2 \(epoch 1\) with a finite loss, in ") as err:
+        trainer.run()
+    assert err.value.iteration == 2 and err.value.names and isinstance(err.value, FloatingPointError)
+    assert torch.equal(param.detach(), trainer.state.after_one)  # no step was taken on the bad gradient
 
 
 def test_output_lr_and_health_interval():

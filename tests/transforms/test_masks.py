@@ -19,6 +19,7 @@ from monai.transforms import Compose
 
 from monai_jepa.transforms import (
     MASK_PRESETS,
+    FutureFrameMask,
     MultiBlockMaskGenerator,
     RandBlockMask,
     RandBlockMaskd,
@@ -155,6 +156,24 @@ def test_random_tube_mask():
     assert ctx.shape == (2, 20) and tgt.shape == (2, 100)
     with pytest.raises(ValueError, match="num_context"):
         RandomTubeMask((4, 10, 10), mask_ratio=0.9, num_context=41)
+
+
+def test_future_frame_mask_predicts_later_frames_from_earlier_ones():
+    gen = FutureFrameMask((4, 3, 5), seed=0)
+    assert (gen.context_frames, gen.num_context, gen.num_target) == (2, 30, 30)
+    ctx, tgt = gen(batch_size=2)
+    _check_masks(ctx, tgt, gen)
+    assert (ctx // 15).max() < (tgt // 15).min()  # every context frame precedes every target frame
+    assert torch.equal(ctx[0], torch.arange(30))
+    sub = FutureFrameMask((4, 3, 5), context_frames=3, num_target=7, seed=0)
+    ctx, tgt = sub(batch_size=2)
+    assert ctx.shape == (2, 45) and tgt.shape == (2, 7) and (tgt >= 45).all() and not torch.equal(tgt[0], tgt[1])
+    with pytest.raises(ValueError, match="context_frames"):
+        FutureFrameMask((4, 3, 5), context_frames=4)
+    with pytest.raises(ValueError, match="num_target"):
+        FutureFrameMask((4, 3, 5), num_target=31)
+    with pytest.raises(ValueError, match=">= 2 token frames"):
+        FutureFrameMask((1, 3, 5))
 
 
 def test_rand_block_mask_transform():

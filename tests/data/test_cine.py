@@ -1,0 +1,180 @@
+# Copyright (c) monai_jepa contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Cine (2D+t) readers and datalists: generated DICOM / NIfTI clips, contours, demo data, and the shared Sunnybrook
+and ultrasound files (skipped when ``../shared`` is absent)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from monai_jepa.data import (
+    EmptyDatasetError,
+    InvalidImageError,
+    LayoutError,
+    ShapeMismatchError,
+    cine_datalist,
+    dicom_cine_clips,
+    load_cine,
+    load_frame_mask,
+    make_demo_cine,
+    rasterize_contour,
+    sunnybrook_datalist,
+)
+from tests.data.test_io import write_dicom
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+SUNNYBROOK, SAMPLES = DATA / "sunnybrook_cine", DATA / "dicom_samples"
+
+
+def _cine_series(folder: Path, slices=2, phases=3, shape=(6, 5), drop=None, patient="P1") -> None:
+    """``slices`` positions x ``phases`` single-frame files, value 100 * slice + 10 * phase, named out of time order."""
+    n = 0
+    for s in range(slices):
+        for p in reversed(range(phases)):
+            if (s, p) == drop:
+                continue
+            n += 1
+            write_dicom(folder / f"{n:03d}.dcm", np.full(shape, 100 * s + 10 * p), z=8.0 * s, instance=n,
+                        patient_id=patient, TriggerTime=40.0 * p, CardiacNumberOfImages=phases)  # fmt: skip
+
+
+def test_rasterize_contour_fills_the_polygon(tmp_path):
+    square = tmp_path / "square.txt"
+    square.write_text("2.5 1.5\n6.5 1.5\n6.5 4.5\n2.5 4.5\n")
+    mask = rasterize_contour(square, (8, 10))
+    assert mask.sum() == 4 * 3 and mask[2:5, 3:7].all()  # pixel centres x 3..6, y 2..4
+    assert np.array_equal(load_frame_mask(square, (8, 10)), mask.astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    "text, message", [("1 1\n2 2\n", ">= 3"), ("1 1\n2 x\n3 3\n", "one 'x y' pair"), ("1 1\n20 1\n3 3\n", "outside")]
+)
+def test_bad_contours_name_the_file(tmp_path, text, message):
+    path = tmp_path / "bad.txt"
+    path.write_text(text)
+    with pytest.raises(InvalidImageError, match=message) as e:
+        rasterize_contour(path, (8, 8))
+    assert str(path) in str(e.value)
+
+
+def test_mask_image_of_the_wrong_size_is_an_error(tmp_path):
+    path = tmp_path / "m.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((4, 4), np.uint8), np.eye(4)), str(path))
+    with pytest.raises(ShapeMismatchError, match="expected the frame shape"):
+        load_frame_mask(path, (4, 5))
+
+
+def test_dicom_cine_groups_by_position_and_orders_by_trigger_time(tmp_path):
+    _cine_series(tmp_path / "study")
+    clips = dicom_cine_clips(tmp_path / "study")
+    assert [(c["slice_index"], c["num_frames"]) for c in clips] == [(0, 3), (1, 3)]
+    for s, clip in enumerate(clips):
+        frames, meta = load_cine(clip["image"])
+        assert frames.shape == (1, 3, 6, 5) and meta["num_frames"] == 3
+        assert frames[0, :, 0, 0].tolist() == [100 * s + 10 * p for p in range(3)]  # time order, not file order
+
+
+def test_missing_phase_and_frame_size_errors_name_the_files(tmp_path):
+    _cine_series(tmp_path / "gap", drop=(1, 2))
+    with pytest.raises(LayoutError, match=r"has 2 phases, expected 3 .*missing phases") as e:
+        dicom_cine_clips(tmp_path / "gap")
+    assert str(tmp_path / "gap") in str(e.value)
+    a = write_dicom(tmp_path / "a.dcm", np.zeros((6, 5)))
+    b = write_dicom(tmp_path / "b.dcm", np.zeros((6, 4)))
+    with pytest.raises(ShapeMismatchError, match="frame 1") as e:
+        load_cine([a, b])
+    assert str(b) in str(e.value)
+    with pytest.raises(InvalidImageError, match="0 frames"):
+        load_cine([])
+
+
+def test_nifti_clips(tmp_path):
+    data = np.random.default_rng(0).random((6, 5, 4)).astype(np.float32)  # (H, W, T)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "c.nii.gz"))
+    clip, _ = load_cine(str(tmp_path / "c.nii.gz"))
+    assert clip.shape == (1, 4, 6, 5) and np.allclose(clip[0, 2], data[..., 2])
+    nib.save(nib.Nifti1Image(np.stack([data, 2 * data], 2), np.eye(4)), str(tmp_path / "v.nii.gz"))  # (H, W, Z, T)
+    assert np.allclose(load_cine(str(tmp_path / "v.nii.gz"), slice_index=1)[0][0, 3], 2 * data[..., 3])
+    with pytest.raises(InvalidImageError, match="slice_index"):
+        load_cine(str(tmp_path / "v.nii.gz"))
+    nib.save(nib.Nifti1Image(np.zeros((6, 5, 0), np.float32), np.eye(4)), str(tmp_path / "empty.nii.gz"))
+    with pytest.raises(InvalidImageError, match="empty.nii.gz"):  # nibabel keeps no axes of a 0-frame image
+        load_cine(str(tmp_path / "empty.nii.gz"))
+
+
+def test_demo_cine_beats_and_its_datalist(tmp_path, caplog):
+    assert len(make_demo_cine(tmp_path / "demo", num_cases=3, size=(32, 32), num_frames=10)) == 3
+    datalist = cine_datalist(
+        tmp_path / "missing", demo_dir=tmp_path / "demo2", demo_num_cases=5, out=tmp_path / "d.json"
+    )
+    assert "NO REAL DATA" in caplog.text and "SYNTHETIC beating-heart" in caplog.text
+    assert datalist["kind"] == "demo" and json.loads((tmp_path / "d.json").read_text())["root"] == datalist["root"]
+    items = [i for s in ("training", "validation", "test") for i in datalist[s]]
+    assert (
+        len(items) == 5
+        and len({i["patient_id"] for i in datalist["training"]} & {i["patient_id"] for i in datalist["test"]}) == 0
+    )
+    item = items[0]
+    clip, _ = load_cine(os.path.join(datalist["root"], item["image"]))
+    assert clip.shape == (1, 16, 64, 64)
+    ed, es = (load_frame_mask(os.path.join(datalist["root"], item[f"label_{k}"]), (64, 64)) for k in ("ed", "es"))
+    assert ed.sum() > 1.3 * es.sum() > 0  # the cavity contracts from ED to ES
+    t_ed, t_es = item["label_frames"]["ed"], item["label_frames"]["es"]
+    assert clip[0, t_ed][ed > 0].mean() > 2 * clip[0, t_ed][ed == 0].mean()  # the mask is the bright blood pool
+    assert clip[0, t_es][es > 0].mean() > 2 * clip[0, t_es][es == 0].mean()
+    with pytest.raises(LayoutError, match="no such folder"):
+        cine_datalist(tmp_path / "missing", kind="dicom")
+
+
+def test_non_cine_dicom_folder_is_empty(tmp_path):
+    write_dicom(tmp_path / "ct" / "1.dcm", np.zeros((4, 4)))
+    with pytest.raises(EmptyDatasetError, match="no cine clip"):
+        cine_datalist(tmp_path / "ct")
+
+
+@pytest.mark.skipif(not SUNNYBROOK.is_dir(), reason="shared Sunnybrook data not available")
+def test_sunnybrook_layout():
+    datalist = sunnybrook_datalist(SUNNYBROOK)
+    items = [i for s in ("training", "validation", "test") for i in datalist[s]]
+    assert len(items) == 57 and {i["num_frames"] for i in items} == {20}
+    assert sorted({i["patient_id"] for i in items}) == [f"SCD0000{k}01" for k in range(1, 6)]
+    assert [len({i["patient_id"] for i in datalist[s]}) for s in ("training", "validation", "test")] == [3, 1, 1]
+    labelled = [i for i in items if "label_frames" in i]
+    assert len(labelled) == 48  # 96 endocardium contours, on 2 frames of each labelled slice
+    ratios, areas = [], []
+    for item in labelled[::6]:
+        clip, _ = load_cine([os.path.join(datalist["root"], p) for p in item["image"]])
+        for phase in ("ed", "es"):
+            mask = load_frame_mask(os.path.join(datalist["root"], item[f"label_{phase}"]), clip.shape[2:])
+            frame = clip[0, item["label_frames"][phase]]
+            ratios.append(frame[mask > 0].mean() / frame.mean())
+            areas.append(mask.sum())
+    assert min(ratios) > 1.5  # every rasterised contour lies on the bright blood pool
+    assert np.mean(areas[0::2]) > np.mean(areas[1::2])  # the cavity is larger at ED than at ES
+
+
+@pytest.mark.skipif(not (SAMPLES / "examples_ybr_color.dcm").is_file(), reason="shared DICOM samples not available")
+def test_ultrasound_multiframe_folder_and_file():
+    datalist = cine_datalist(SAMPLES)
+    assert sorted((i["image"], i["num_frames"]) for i in datalist["training"]) == [
+        ("color3d_jpeg_baseline.dcm", 120),
+        ("examples_ybr_color.dcm", 30),
+    ]  # enhanced CT / MR multi-frame volumes are not clips
+    single = cine_datalist(SAMPLES / "examples_ybr_color.dcm")
+    assert single["training"][0]["image"] == "examples_ybr_color.dcm" and single["kind"] == "dicom"
+    clip, _ = load_cine(SAMPLES / "examples_ybr_color.dcm", color="rgb")
+    assert clip.shape[:2] == (3, 30)
