@@ -11,6 +11,8 @@
 """Transforms of image sequences (2D+t clips ``(C, T, H, W)``), as array / dictionary pairs.
 
 * :class:`LoadCine` / :class:`LoadCined`: a clip from a cine datalist item (:func:`monai_jepa.data.cine.load_cine`).
+* :class:`LoadFrameLabelsd`: the masks of the labelled frames (ED / ES) as a ``(2, T, H, W)`` target: class indices
+  and the labelled-frame mask, for :class:`~monai_jepa.losses.FrameMaskedLoss`.
 * :class:`TemporalSample` / :class:`TemporalSampled`: a fixed number of frames with a stride, from a random (or the
   first) frame, wrapping around the cycle for cardiac cine (``cyclic=True``) or repeating the last frame.
 """
@@ -32,6 +34,9 @@ __all__ = [
     "LoadCined",
     "LoadCineD",
     "LoadCineDict",
+    "LoadFrameLabelsd",
+    "LoadFrameLabelsD",
+    "LoadFrameLabelsDict",
     "TemporalSample",
     "TemporalSampled",
     "TemporalSampleD",
@@ -88,6 +93,45 @@ class LoadCined(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             d[key] = self.loader(d[key], d.get(self.slice_key))
+        return d
+
+
+class LoadFrameLabelsd(MapTransform):
+    """Build ``data[label_key]`` ``(2, T, H, W)`` float32 from the frame masks of a cine item.
+
+    Channel 0 holds the mask of each labelled frame (``data["label_<name>"]`` for every ``name, t`` in
+    ``data[frames_key]``, a contour file or a mask image, read by :func:`~monai_jepa.data.cine.load_frame_mask` on
+    the clip's grid), channel 1 is 1 on those frames. An item without ``frames_key`` gets no labelled frame.
+
+    Args:
+        image_key: key of the loaded clip ``(C, T, H, W)`` (for its grid).
+        frames_key: key of the ``{name: frame index}`` dict (e.g. ``{"ed": 18, "es": 7}``).
+        label_key: output key.
+
+    Raises:
+        ValueError: a frame index outside the clip, or a missing ``label_<name>`` (naming the item's image).
+    """
+
+    def __init__(self, image_key: str = "image", frames_key: str = "label_frames", label_key: str = "label") -> None:
+        super().__init__([image_key])
+        self.image_key, self.frames_key, self.label_key = image_key, frames_key, label_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        from monai_jepa.data.cine import load_frame_mask
+
+        d = dict(data)
+        clip = d[self.image_key]
+        t, h, w = (int(v) for v in clip.shape[1:])
+        label = torch.zeros(2, t, h, w, dtype=torch.float32)
+        source = getattr(clip, "meta", {}).get("filename_or_obj", self.image_key)
+        for name, frame in (d.get(self.frames_key) or {}).items():
+            if not 0 <= int(frame) < t or f"label_{name}" not in d:
+                raise ValueError(
+                    f"{source}: labelled frame {name!r} = {frame} needs 0 <= frame < {t} and a 'label_{name}' entry."
+                )
+            label[0, int(frame)] = torch.from_numpy(load_frame_mask(d[f"label_{name}"], (h, w)).astype(np.float32))
+            label[1, int(frame)] = 1.0
+        d[self.label_key] = label
         return d
 
 
@@ -173,4 +217,5 @@ class TemporalSampled(Randomizable, MapTransform):
 
 
 LoadCineD = LoadCineDict = LoadCined
+LoadFrameLabelsD = LoadFrameLabelsDict = LoadFrameLabelsd
 TemporalSampleD = TemporalSampleDict = TemporalSampled

@@ -8,7 +8,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Cine transforms: clip loading and temporal sampling (cyclic and clamped, seeded, shared across keys)."""
+"""Cine transforms: clip and frame-label loading, temporal sampling (cyclic and clamped, seeded, shared across keys)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose
 
-from monai_jepa.transforms import LoadCine, LoadCined, TemporalSample, TemporalSampled
+from monai_jepa.transforms import LoadCine, LoadCined, LoadFrameLabelsd, TemporalSample, TemporalSampled
 
 
 def _clip(t=5, h=3, w=2):
@@ -64,3 +64,23 @@ def test_load_cine_transforms(tmp_path):
     assert isinstance(out, MetaTensor) and out.shape == (1, 5, 4, 3)
     assert np.allclose(out[0, 2].numpy(), data[..., 2] + 1) and out.meta["num_frames"] == 5
     assert torch.equal(LoadCine()(str(tmp_path / "c.nii.gz"), slice_index=0)[0, 2], torch.from_numpy(data[..., 2]))
+
+
+def test_frame_labels_from_contours_and_masks(tmp_path):
+    square = tmp_path / "ed.txt"
+    square.write_text("0.5 0.5\n2.5 0.5\n2.5 1.5\n0.5 1.5\n")  # pixel centres x 1..2, y 1
+    mask = np.zeros((4, 3), np.uint8)
+    mask[3, 0] = 1
+    nib.save(nib.Nifti1Image(mask, np.eye(4)), str(tmp_path / "es.nii.gz"))
+    item = {"image": torch.zeros(1, 5, 4, 3), "label_frames": {"ed": 4, "es": 1}}
+    item.update(label_ed=str(square), label_es=str(tmp_path / "es.nii.gz"))
+    label = LoadFrameLabelsd()(item)["label"]
+    assert label.shape == (2, 5, 4, 3) and label.dtype == torch.float32
+    assert label[1, :, 0, 0].tolist() == [0, 1, 0, 0, 1]  # the labelled-frame channel
+    assert label[0, 4].nonzero().tolist() == [[1, 1], [1, 2]] and label[0, 1].nonzero().tolist() == [[3, 0]]
+    assert label[0, [0, 2, 3]].sum() == 0
+    assert LoadFrameLabelsd()({"image": torch.zeros(1, 2, 4, 3)})["label"].abs().sum() == 0  # no labelled frame
+    with pytest.raises(ValueError, match="0 <= frame < 5"):
+        LoadFrameLabelsd()({**item, "label_frames": {"ed": 5}})
+    with pytest.raises(ValueError, match="'label_es'"):
+        LoadFrameLabelsd()({"image": item["image"], "label_frames": {"es": 1}})
