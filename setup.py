@@ -16,6 +16,7 @@ EXTRAS = {
     "cli": ["fire>=0.5"],  # python -m monai_jepa, python -m monai.bundle
     "tensorboard": ["tensorboard>=2.12"],
     "progress": ["tqdm>=4.60"],  # JEPAProgressBar
+    "video": ["av>=12"],  # AVI / MP4 clips (PyAV, FFmpeg)
 }
 ALL_EXTRAS = sorted({req for reqs in EXTRAS.values() for req in reqs})
 

@@ -91,3 +91,4 @@ from .sources import (
     volume_datalist,
     volume_preprocessing,
 )
+from .video import VIDEO_SUFFIXES, is_video, load_video, video_clips

@@ -11,14 +11,15 @@
 """Image sequences over time (2D+t): cine DICOM, the Sunnybrook layout, NIfTI clips and synthetic demo cines.
 
 A *clip* is one 2D plane over time, read by :func:`load_cine` as a float32 array ``(C, T, H, W)``. A datalist item
-holds the clip's ``image`` (one multi-frame DICOM, an ordered list of single-frame DICOMs, or a NIfTI file
-``(H, W, T)`` / ``(H, W, Z, T)`` with a ``slice_index``) and, when the frame labels are known, ``label_frames``
-(``{"ed": t, "es": t}``) with one mask per labelled frame (``label_ed``, ``label_es``: a mask image or a contour text
-file, read by :func:`load_frame_mask`).
+holds the clip's ``image`` (one multi-frame DICOM, an ordered list of single-frame DICOMs, a NIfTI file
+``(H, W, T)`` / ``(H, W, Z, T)`` with a ``slice_index``, or a video file, see :mod:`monai_jepa.data.video`) and, when
+the frame labels are known, ``label_frames`` (``{"ed": t, "es": t}``) with one mask per labelled frame (``label_ed``,
+``label_es``: a mask image or a contour text file, read by :func:`load_frame_mask`).
 
 :func:`cine_datalist` resolves what a user points at: the Sunnybrook layout (``dicoms/`` + ``contourfiles/``), any
 folder of cine DICOM (single-frame files grouped per series and slice position and ordered by trigger time, or
-multi-frame files), a folder of NIfTI clips, or, when nothing is there, generated demo data.
+multi-frame files), a folder of video files (AVI / MP4 ...), a folder of NIfTI clips, or, when nothing is there,
+generated demo data.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .datalist import dataset_root, make_datalist, patient_split, register_datal
 from .dicom import find_dicom_files, load_cine_dicom, read_header
 from .errors import EmptyDatasetError, InvalidImageError, LayoutError, MissingFileError, ShapeMismatchError
 from .sources import _warn_synthetic
+from .video import is_video, load_video, video_clips
 
 nib, _ = optional_import("nibabel")
 
@@ -57,9 +59,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: the layouts :func:`cine_datalist` recognises (``"auto"`` detects them in this order).
-CINE_SOURCE_KINDS = ("sunnybrook", "dicom", "nifti", "demo")
+CINE_SOURCE_KINDS = ("sunnybrook", "dicom", "video", "nifti", "demo")
 _NIFTI = (".nii", ".nii.gz")
-_LAYOUTS = "a Sunnybrook folder (dicoms/ + contourfiles/ + link.csv), a cine DICOM folder or file, or NIfTI clips"
+_LAYOUTS = (
+    "a Sunnybrook folder (dicoms/ + contourfiles/ + link.csv), a cine DICOM folder or file, video files or NIfTI clips"
+)
 #: modalities whose multi-frame files are sequences over time (others, e.g. enhanced CT / MR, stack slices)
 CINE_MODALITIES = ("US", "IVUS", "XA", "RF", "ES", "GM", "OCT")
 
@@ -76,7 +80,8 @@ def load_cine(image: Any, color: str = "gray", slice_index: int | None = None) -
 
     Args:
         image: a multi-frame DICOM file; a list of single-frame DICOM files in time order (every frame must have the
-            same size); or a NIfTI file ``(H, W, T)``, or ``(H, W, Z, T)`` with ``slice_index``.
+            same size); a NIfTI file ``(H, W, T)``, or ``(H, W, Z, T)`` with ``slice_index``; or a video file
+            (:func:`~monai_jepa.data.video.load_video`).
         color: ``"gray"`` (``C = 1``) or ``"rgb"`` (``C = 3`` for colour DICOM).
         slice_index: the plane of a 4D NIfTI.
 
@@ -118,6 +123,8 @@ def load_cine(image: Any, color: str = "gray", slice_index: int | None = None) -
             )
         clip = np.ascontiguousarray(data.transpose(2, 0, 1)[None])
         meta = {"filename_or_obj": str(path), "num_frames": clip.shape[1]}
+    elif is_video(image):
+        clip, meta = load_video(image, color=color)
     else:
         clip, meta = load_cine_dicom(image, color=color)
     if clip.shape[1] == 0:
@@ -403,15 +410,17 @@ def cine_datalist(
             torch.distributed.barrier()
         path, kind = Path(demo_dir), "demo"
     if kind == "auto":
-        has_dicom = bool(find_dicom_files(path)) if path.is_dir() else not _is_nifti(path)
+        has_dicom = bool(find_dicom_files(path)) if path.is_dir() else not (_is_nifti(path) or is_video(path))
         kind = "sunnybrook" if (path / "link.csv").is_file() and (path / "dicoms").is_dir() else None
-        kind = kind or ("dicom" if has_dicom else "nifti")
+        kind = kind or ("dicom" if has_dicom else "video" if video_clips(path) else "nifti")
     if kind == "sunnybrook":
         datalist = sunnybrook_datalist(path, fractions, seed)
     else:
         root = path.parent if path.is_file() else path
         if kind == "dicom":
             items = dicom_cine_clips(path)
+        elif kind == "video":
+            items = video_clips(path)
         else:
             items = [{"image": str(path), "patient_id": path.name}] if path.is_file() else _nifti_clips(root)
         if path.is_file():  # one file: all of it is training data

@@ -38,6 +38,7 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "fire": ("fire", "cli"),
     "tensorboard": ("tensorboard", "tensorboard"),
     "tqdm": ("tqdm", "progress"),
+    "av": ("av", "video"),
 }
 
 

@@ -25,7 +25,9 @@ from monai_jepa.data import (
     EmptyDatasetError,
     InvalidImageError,
     LayoutError,
+    MissingFileError,
     ShapeMismatchError,
+    UnreadableFileError,
     cine_datalist,
     dicom_cine_clips,
     load_cine,
@@ -178,3 +180,56 @@ def test_ultrasound_multiframe_folder_and_file():
     assert single["training"][0]["image"] == "examples_ybr_color.dcm" and single["kind"] == "dicom"
     clip, _ = load_cine(SAMPLES / "examples_ybr_color.dcm", color="rgb")
     assert clip.shape[:2] == (3, 30)
+
+
+def _write_video(path: Path, frames: np.ndarray, codec: str = "mjpeg") -> None:
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_video_clips_decode_and_make_a_datalist(tmp_path):
+    frames = np.zeros((12, 32, 48, 3), np.uint8)
+    for t in range(12):
+        frames[t, 8:24, 4 + 2 * t : 14 + 2 * t] = 220  # a bright block moving right
+    (tmp_path / "echo").mkdir()
+    for name in ("a", "b", "c"):
+        _write_video(tmp_path / "echo" / f"{name}.avi", frames)
+    clip, meta = load_cine(str(tmp_path / "echo/a.avi"))
+    assert clip.shape == (1, 12, 32, 48) and clip.dtype == np.float32 and meta["num_frames"] == 12
+    assert meta["frame_time_ms"] == pytest.approx(40.0)
+    centre = [float((clip[0, t].sum(0) * np.arange(48)).sum() / clip[0, t].sum()) for t in range(12)]
+    assert np.allclose(np.diff(centre), 2.0, atol=0.3)  # the block moves 2 pixels per frame, in frame order
+    assert load_cine(str(tmp_path / "echo/a.avi"), color="rgb")[0].shape == (3, 12, 32, 48)
+    datalist = cine_datalist(tmp_path / "echo", fractions=(0.34, 0.33, 0.33))
+    assert datalist["kind"] == "video"
+    items = [i for s in ("training", "validation", "test") for i in datalist[s]]
+    assert sorted(i["patient_id"] for i in items) == ["a", "b", "c"]
+    assert cine_datalist(tmp_path / "echo/b.avi")["training"][0]["patient_id"] == "b"
+
+
+def test_corrupt_and_empty_videos_name_the_file(tmp_path):
+    av = pytest.importorskip("av")
+    bad = tmp_path / "corrupt.avi"
+    bad.write_bytes(b"RIFF" + bytes(200))
+    with pytest.raises(UnreadableFileError, match="not a decodable video") as e:
+        load_cine(str(bad))
+    assert str(bad) in str(e.value)
+    empty = tmp_path / "empty.mp4"
+    container = av.open(str(empty), "w")
+    stream = container.add_stream("mpeg4", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+    container.start_encoding()
+    container.close()
+    with pytest.raises(InvalidImageError, match="expected a video with at least one frame|0 frames") as e:
+        load_cine(str(empty))
+    assert str(empty) in str(e.value)
+    with pytest.raises(MissingFileError, match="no such video"):
+        load_cine(str(tmp_path / "missing.mp4"))
