@@ -21,6 +21,7 @@ from monai_jepa.transforms.io import load_cxr_dicom  # moved to monai_jepa.trans
 
 from .cine import (
     CINE_SOURCE_KINDS,
+    acdc_cine_datalist,
     cine_datalist,
     dicom_cine_clips,
     load_cine,

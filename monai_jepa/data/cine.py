@@ -16,7 +16,8 @@ holds the clip's ``image`` (one multi-frame DICOM, an ordered list of single-fra
 the frame labels are known, ``label_frames`` (``{"ed": t, "es": t}``) with one mask per labelled frame (``label_ed``,
 ``label_es``: a mask image or a contour text file, read by :func:`load_frame_mask`).
 
-:func:`cine_datalist` resolves what a user points at: the Sunnybrook layout (``dicoms/`` + ``contourfiles/``), any
+:func:`cine_datalist` resolves what a user points at: the Sunnybrook layout (``dicoms/`` + ``contourfiles/``), the
+ACDC layout (``<patient>/Info.cfg`` + ``<patient>_4d.nii.gz``), any
 folder of cine DICOM (single-frame files grouped per series and slice position and ordered by trigger time, or
 multi-frame files), a folder of video files (AVI / MP4 ...), a folder of NIfTI clips, or, when nothing is there,
 generated demo data.
@@ -47,6 +48,7 @@ nib, _ = optional_import("nibabel")
 
 __all__ = [
     "CINE_SOURCE_KINDS",
+    "acdc_cine_datalist",
     "cine_datalist",
     "dicom_cine_clips",
     "load_cine",
@@ -59,10 +61,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: the layouts :func:`cine_datalist` recognises (``"auto"`` detects them in this order).
-CINE_SOURCE_KINDS = ("sunnybrook", "dicom", "video", "nifti", "demo")
+CINE_SOURCE_KINDS = ("sunnybrook", "acdc", "dicom", "video", "nifti", "demo")
 _NIFTI = (".nii", ".nii.gz")
 _LAYOUTS = (
-    "a Sunnybrook folder (dicoms/ + contourfiles/ + link.csv), a cine DICOM folder or file, video files or NIfTI clips"
+    "a Sunnybrook folder (dicoms/ + contourfiles/ + link.csv), an ACDC folder (<patient>/Info.cfg + _4d.nii.gz), "
+    "a cine DICOM folder or file, video files or NIfTI clips"
 )
 #: modalities whose multi-frame files are sequences over time (others, e.g. enhanced CT / MR, stack slices)
 CINE_MODALITIES = ("US", "IVUS", "XA", "RF", "ES", "GM", "OCT")
@@ -170,8 +173,17 @@ def rasterize_contour(path: str | os.PathLike, shape: Sequence[int]) -> np.ndarr
     return inside
 
 
-def load_frame_mask(label: str | os.PathLike, shape: Sequence[int]) -> np.ndarray:
-    """The ``(H, W)`` uint8 mask of one labelled frame: a contour ``.txt`` (rasterised) or a 2D NIfTI mask.
+def load_frame_mask(
+    label: str | os.PathLike, shape: Sequence[int], slice_index: int | None = None, label_value: int | None = None
+) -> np.ndarray:
+    """The ``(H, W)`` uint8 mask of one labelled frame: a contour ``.txt`` (rasterised) or a NIfTI mask.
+
+    Args:
+        label: the contour file, a 2D mask image, or a 3D label volume ``(H, W, Z)`` with ``slice_index``.
+        shape: the frame shape ``(H, W)``.
+        slice_index: the plane of a 3D label volume.
+        label_value: keep only this class of a multi-class label image (e.g. 3, the LV cavity of ACDC); default:
+            every non-zero voxel.
 
     Raises:
         ShapeMismatchError: a mask image whose shape is not ``shape``; the errors of :func:`rasterize_contour`.
@@ -181,10 +193,13 @@ def load_frame_mask(label: str | os.PathLike, shape: Sequence[int]) -> np.ndarra
     path = Path(label)
     if not path.is_file():
         raise MissingFileError(f"{path}: no such mask file.", path)
-    mask = np.asarray(nib.load(str(path)).dataobj).squeeze()
+    mask = np.asarray(nib.load(str(path)).dataobj)
+    if slice_index is not None and mask.ndim == 3:
+        mask = mask[:, :, int(slice_index)]
+    mask = mask.squeeze()
     if mask.shape != tuple(shape):
         raise ShapeMismatchError(f"{path}: mask shape {mask.shape}, expected the frame shape {tuple(shape)}.", path)
-    return (mask > 0).astype(np.uint8)
+    return (mask == label_value if label_value is not None else mask > 0).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------------------------- layouts
@@ -303,6 +318,58 @@ def sunnybrook_datalist(root: str | os.PathLike, fractions: Sequence[float] = (0
     )
 
 
+def _info_cfg(path: Path) -> dict[str, str]:
+    """The ``key: value`` lines of an ACDC ``Info.cfg``."""
+    pairs = (line.split(":", 1) for line in path.read_text().splitlines() if ":" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+@register_datalist("acdc_cine")
+def acdc_cine_datalist(
+    root: str | os.PathLike, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0, label_value: int = 3
+) -> dict:
+    """Datalist of the ACDC layout: one clip per slice of each 4D cine, the ED / ES labels from the ground truth.
+
+    Layout (under ``root``, at any depth): ``<patient>/Info.cfg`` (``ED: n`` and ``ES: n``, 1-based frame numbers),
+    ``<patient>/<patient>_4d.nii.gz`` ``(H, W, Z, T)`` and ``<patient>_frame<nn>_gt.nii.gz`` ``(H, W, Z)`` for the
+    ED and ES frames (classes 1 RV, 2 myocardium, 3 LV cavity). Items: ``image`` (the 4D file), ``slice_index``,
+    and, with both label files, ``label_frames`` ``{"ed": t, "es": t}`` (0-based), ``label_ed`` / ``label_es`` and
+    ``label_value`` (the class :func:`load_frame_mask` keeps).
+
+    Raises:
+        LayoutError: no ``Info.cfg``, an ``Info.cfg`` without ED / ES, a missing ``_4d`` file, or ED / ES outside the
+            cine; each names the file.
+    """
+    root = dataset_root(root)
+    configs = sorted(root.rglob("Info.cfg"))
+    if not configs:
+        raise LayoutError(f"{root}: an ACDC folder needs <patient>/Info.cfg and <patient>/<patient>_4d.nii.gz.", root)
+    items = []
+    for cfg in configs:
+        pid, info = cfg.parent.name, _info_cfg(cfg)
+        cine = cfg.parent / f"{pid}_4d.nii.gz"
+        if not cine.is_file() or not {"ED", "ES"} <= set(info):
+            raise LayoutError(f"{cfg}: expected 'ED: n' and 'ES: n' lines and {cine.name} beside it.", cfg)
+        shape = nib.load(str(cine)).shape
+        frames = {p: int(info[p.upper()]) - 1 for p in ("ed", "es")}
+        if len(shape) != 4 or not all(0 <= t < shape[3] for t in frames.values()):
+            raise LayoutError(
+                f"{cfg}: ED / ES {frames} (0-based) must be frames of {cine.name} {shape} (H, W, Z, T).", cfg
+            )
+        gts = {p: cfg.parent / f"{pid}_frame{t + 1:02d}_gt.nii.gz" for p, t in frames.items()}
+        labelled = all(g.is_file() for g in gts.values())
+        for z in range(shape[2]):
+            item: dict[str, Any] = {"image": str(cine), "slice_index": z, "patient_id": pid}
+            if labelled:
+                item.update(
+                    label_frames=frames, label_value=label_value, **{f"label_{p}": str(g) for p, g in gts.items()}
+                )
+            items.append(item)
+    return make_datalist(
+        "acdc_cine", root, patient_split(items, fractions, seed), "segmentation", ["background", "lv_cavity"]
+    )
+
+
 def make_demo_cine(
     root: str | os.PathLike, num_cases: int = 6, size: Sequence[int] = (64, 64), num_frames: int = 16, seed: int = 0
 ) -> list[Path]:
@@ -412,9 +479,12 @@ def cine_datalist(
     if kind == "auto":
         has_dicom = bool(find_dicom_files(path)) if path.is_dir() else not (_is_nifti(path) or is_video(path))
         kind = "sunnybrook" if (path / "link.csv").is_file() and (path / "dicoms").is_dir() else None
+        kind = kind or ("acdc" if path.is_dir() and next(path.rglob("Info.cfg"), None) else None)
         kind = kind or ("dicom" if has_dicom else "video" if video_clips(path) else "nifti")
     if kind == "sunnybrook":
         datalist = sunnybrook_datalist(path, fractions, seed)
+    elif kind == "acdc":
+        datalist = acdc_cine_datalist(path, fractions, seed)
     else:
         root = path.parent if path.is_file() else path
         if kind == "dicom":

@@ -101,7 +101,8 @@ class LoadFrameLabelsd(MapTransform):
 
     Channel 0 holds the mask of each labelled frame (``data["label_<name>"]`` for every ``name, t`` in
     ``data[frames_key]``, a contour file or a mask image, read by :func:`~monai_jepa.data.cine.load_frame_mask` on
-    the clip's grid), channel 1 is 1 on those frames. An item without ``frames_key`` gets no labelled frame.
+    the clip's grid; the plane ``data["slice_index"]`` of a 3D label volume, the class ``data["label_value"]`` when
+    the item has one), channel 1 is 1 on those frames. An item without ``frames_key`` gets no labelled frame.
 
     Args:
         image_key: key of the loaded clip ``(C, T, H, W)`` (for its grid).
@@ -129,7 +130,8 @@ class LoadFrameLabelsd(MapTransform):
                 raise ValueError(
                     f"{source}: labelled frame {name!r} = {frame} needs 0 <= frame < {t} and a 'label_{name}' entry."
                 )
-            label[0, int(frame)] = torch.from_numpy(load_frame_mask(d[f"label_{name}"], (h, w)).astype(np.float32))
+            mask = load_frame_mask(d[f"label_{name}"], (h, w), d.get("slice_index"), d.get("label_value"))
+            label[0, int(frame)] = torch.from_numpy(mask.astype(np.float32))
             label[1, int(frame)] = 1.0
         d[self.label_key] = label
         return d

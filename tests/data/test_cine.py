@@ -233,3 +233,49 @@ def test_corrupt_and_empty_videos_name_the_file(tmp_path):
     assert str(empty) in str(e.value)
     with pytest.raises(MissingFileError, match="no such video"):
         load_cine(str(tmp_path / "missing.mp4"))
+
+
+def _acdc_patient(root: Path, pid: str, ed=1, es=3, frames=4, gt=True, info=None) -> None:
+    folder = root / pid
+    folder.mkdir(parents=True)
+    cine = np.zeros((6, 5, 2, frames), np.float32)
+    cine[..., :] = np.arange(frames, dtype=np.float32)  # frame t holds the value t
+    nib.save(nib.Nifti1Image(cine, np.eye(4)), str(folder / f"{pid}_4d.nii.gz"))
+    (folder / "Info.cfg").write_text(
+        info if info is not None else f"ED: {ed}\nES: {es}\nGroup: NOR\nNbFrame: {frames}\n"
+    )
+    for t in (ed, es) if gt else ():
+        labels = np.zeros((6, 5, 2), np.uint8)
+        labels[1:3, 1:4, 0], labels[4, 0, 0], labels[0, 0, 1] = 3, 2, 3  # LV cavity, myocardium
+        nib.save(nib.Nifti1Image(labels, np.eye(4)), str(folder / f"{pid}_frame{t:02d}_gt.nii.gz"))
+
+
+def test_acdc_4d_layout_per_slice_clips_with_lv_labels(tmp_path):
+    for k in range(3):
+        _acdc_patient(tmp_path / "training", f"patient00{k + 1}", gt=k != 2)
+    datalist = cine_datalist(tmp_path, fractions=(0.34, 0.33, 0.33))
+    assert datalist["kind"] == "acdc"
+    items = sorted((i for s in ("training", "validation", "test") for i in datalist[s]), key=lambda i: i["patient_id"])
+    assert [(i["patient_id"], i["slice_index"]) for i in items] == [
+        (f"patient00{k}", z) for k in (1, 2, 3) for z in (0, 1)
+    ]
+    assert items[0]["label_frames"] == {"ed": 0, "es": 2} and "label_frames" not in items[-1]
+    root = Path(datalist["root"])
+    item = {**items[0], "image": str(root / items[0]["image"])}
+    item.update({k: str(root / item[k]) for k in ("label_ed", "label_es")})
+    from monai_jepa.transforms import LoadCined, LoadFrameLabelsd
+
+    out = LoadFrameLabelsd()(LoadCined("image")(item))
+    assert out["image"].shape == (1, 4, 6, 5) and out["image"][0, :, 0, 0].tolist() == [0, 1, 2, 3]
+    assert out["label"][1, :, 0, 0].tolist() == [1, 0, 1, 0]  # ED = frame 1, ES = frame 3 (1-based in Info.cfg)
+    assert out["label"][0, 0].sum() == 6 and out["label"][0, 0, 4, 0] == 0  # LV cavity (class 3) only, slice 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message", [({"info": "Group: NOR\n"}, "'ED: n'"), ({"ed": 1, "es": 9, "gt": False}, "must be frames")]
+)
+def test_acdc_bad_info_names_the_file(tmp_path, kwargs, message):
+    _acdc_patient(tmp_path, "patient001", **kwargs)
+    with pytest.raises(LayoutError, match=message) as e:
+        cine_datalist(tmp_path, kind="acdc")
+    assert "Info.cfg" in str(e.value)
