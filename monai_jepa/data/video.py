@@ -86,5 +86,5 @@ def video_clips(root: str | os.PathLike) -> list[dict[str, Any]]:
     exports name one file per study); use a datalist of your own to group several files of one patient.
     """
     root = Path(root)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and is_video(p))
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
     return [{"image": str(p), "patient_id": p.name.split(".")[0]} for p in files if is_video(p)]
