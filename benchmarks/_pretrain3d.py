@@ -3,7 +3,9 @@
 """Pretraining of the 3D benchmarks on in-memory volumes, with collapse indicators (SIGReg value, effective rank,
 embedding std) logged over training: :func:`pretrain_masked_cnn` (a MONAI segmentation CNN, masked latent prediction
 or masked reconstruction, on the library's :class:`~monai_jepa.engines.MaskedLatentTrainer`) and :func:`pretrain`
-(a JEPAViT with one of three objectives, the loop of the earlier ViT results):
+(a JEPAViT with one of three objectives, the loop of the earlier ViT results), and :func:`pretrain_recon_contrast`
+(the peer from MONAI's self-supervised tutorial: inpainting of coarse dropout / shuffle plus a contrastive term, on
+MONAI's ``SupervisedTrainer``):
 
 - ``sigreg``: masked latent prediction, targets from the same encoder on the full input, SIGReg, no EMA, no
   stop-gradient (:func:`monai_jepa.losses.masked_latent_step`);
@@ -14,6 +16,7 @@ or masked reconstruction, on the library's :class:`~monai_jepa.engines.MaskedLat
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,7 +27,7 @@ from monai_jepa.networks import JEPAPredictor, JEPAViT, Projector
 from monai_jepa.transforms import BatchMultiView, MultiBlockMaskGenerator
 from monai_jepa.utils import effective_rank, embedding_std
 
-__all__ = ["CNN_OBJECTIVES", "OBJECTIVES", "build_encoder", "pretrain", "pretrain_masked_cnn"]
+__all__ = ["CNN_OBJECTIVES", "OBJECTIVES", "build_encoder", "pretrain", "pretrain_masked_cnn", "pretrain_recon_contrast"]
 
 OBJECTIVES = ("sigreg", "ema", "lejepa")
 
@@ -217,4 +220,118 @@ def pretrain_masked_cnn(
         print(" ".join(f"{k}={v:.4g}" for k, v in rec.items()), flush=True)
 
     trainer.run()
+    return model, history, trainer.state.iteration
+
+
+def pretrain_recon_contrast(
+    images: torch.Tensor,
+    net: torch.nn.Module,
+    steps: int,
+    ckpt_path: str,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    temperature: float = 0.05,
+    seed: int = 0,
+    log_every: int = 50,
+    flip_axes: tuple[int, ...] = (0,),
+) -> tuple[torch.nn.Module, list[dict[str, float]], int]:
+    """Pretrain ``net`` with the recipe of MONAI's self-supervised tutorial (ViTAutoEnc on BTCV), built from MONAI
+    components: two corrupted copies of each volume (one of two ``RandCoarseDropoutd`` settings, then
+    ``RandCoarseShuffled``), the network (``net`` followed by a 1x1 convolution to the input channels) restores the
+    original from each; loss ``r + c * r`` with ``r`` the L1 error of the first restoration and ``c`` MONAI's
+    ``ContrastiveLoss`` (temperature 0.05) between the two flattened restorations, as in the tutorial. The hole
+    sizes are the tutorial's (for 96^3 crops) halved. Optimiser, schedule, flips, intensity jitter, batch and step
+    budget are those of :func:`pretrain_masked_cnn`, so only the objective differs; MONAI's ``SupervisedTrainer``
+    runs the loop (an ``iteration_update`` with bf16 autocast on the CPU).
+
+    The weights are written atomically to ``ckpt_path`` as ``{"model": state}`` with ``net.``-prefixed entries
+    (load them with ``load_pretrained_encoder(ckpt_path, net, prefix="net.")``).
+
+    Returns:
+        the trained model (``model.net`` is ``net``), the history and the number of iterations run.
+    """
+    from ignite.engine import Events
+    from monai.data import DataLoader, Dataset
+    from monai.engines import SupervisedTrainer
+    from monai.handlers import LrScheduleHandler
+    from monai.losses import ContrastiveLoss
+    from monai.networks.layers import Conv
+    from monai.transforms import (
+        Compose,
+        CopyItemsd,
+        OneOf,
+        RandCoarseDropoutd,
+        RandCoarseShuffled,
+        RandFlipd,
+        RandScaleIntensityd,
+        RandShiftIntensityd,
+    )
+
+    from monai_jepa.utils.fileio import atomic_torch_save
+
+    torch.manual_seed(seed)
+    corrupt = [
+        t
+        for key in ("image", "image_2")
+        for t in (
+            OneOf([RandCoarseDropoutd(key, holes=6, spatial_size=3, max_spatial_size=16, dropout_holes=True, prob=1.0),
+                   RandCoarseDropoutd(key, holes=6, spatial_size=10, max_spatial_size=32, dropout_holes=False,
+                                      prob=1.0)]),
+            RandCoarseShuffled(key, holes=10, spatial_size=4, prob=0.8),
+        )
+    ]  # fmt: skip
+    aug = Compose(
+        [RandFlipd("image", prob=0.5, spatial_axis=a) for a in flip_axes]
+        + [RandScaleIntensityd("image", factors=0.1, prob=0.5), RandShiftIntensityd("image", offsets=0.1, prob=0.5)]
+        + [CopyItemsd("image", times=2, names=("gt_image", "image_2"))]
+        + corrupt
+    )
+    aug.set_random_state(seed)
+    loader = DataLoader(Dataset([{"image": x} for x in images], aug), batch_size=batch_size, shuffle=True,
+                        drop_last=True, num_workers=0)  # fmt: skip
+    dims = images.ndim - 2
+    model = torch.nn.Module()
+    model.net = net
+    model.head = Conv[Conv.CONV, dims](int(net.out_channels), images.shape[1], kernel_size=1)
+    l1, contrast = torch.nn.L1Loss(), ContrastiveLoss(temperature=temperature)
+
+    def loss_fn(out: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        r1, r2 = out.float().chunk(2)
+        recon, c = l1(r1, gt), contrast(r1.flatten(1), r2.flatten(1))
+        return recon + c * recon, recon, c
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    epochs = -(-steps // len(loader))
+    sched = warmup_cosine(opt, warmup_steps=max(1, steps // 20), total_steps=epochs * len(loader))
+
+    def iteration(engine, batch) -> dict[str, float]:
+        views = torch.cat([batch["image"], batch["image_2"]]).as_tensor()
+        gt = batch["gt_image"].as_tensor()
+        model.train()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model.head(model.net(views))
+        loss, recon, c = engine.loss_function(out, gt)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss at iteration {engine.state.iteration}.")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item(), "recon": recon.item(), "contrastive": c.item(), "lr": opt.param_groups[0]["lr"]}
+
+    trainer = SupervisedTrainer(
+        device=torch.device("cpu"), max_epochs=epochs, train_data_loader=loader, network=model, optimizer=opt,
+        loss_function=loss_fn, iteration_update=iteration, train_handlers=[LrScheduleHandler(sched, print_lr=False, epoch_level=False)],
+    )  # fmt: skip
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+
+    @trainer.on(Events.ITERATION_COMPLETED(every=log_every))
+    def _log(engine) -> None:
+        rec = {"iteration": engine.state.iteration, "seconds": time.perf_counter() - start, **engine.state.output}
+        history.append(rec)
+        print(" ".join(f"{k}={v:.4g}" for k, v in rec.items()), flush=True)
+
+    trainer.run()
+    Path(ckpt_path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save({"model": model.state_dict()}, ckpt_path)
     return model, history, trainer.state.iteration

@@ -23,7 +23,7 @@ from monai.networks.nets import UNet
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, NormalizeIntensityd, Orientationd, SpatialPadd
 
 from benchmarks._common import RESULTS, provenance
-from benchmarks._pretrain3d import OBJECTIVES, build_encoder, pretrain, pretrain_masked_cnn
+from benchmarks._pretrain3d import OBJECTIVES, build_encoder, pretrain, pretrain_masked_cnn, pretrain_recon_contrast
 from monai_jepa.evaluation import segmentation_label_sweep
 from monai_jepa.networks import JEPASegmenter, load_pretrained_encoder
 from monai_jepa.utils.fileio import atomic_write_text
@@ -88,20 +88,30 @@ def cmd_pretrain(args) -> None:
 def cmd_pretrain_cnn(args) -> None:
     """Pretrain the UNet of the CNN rows on the 200 pool images (no labels) with the library's engine
     (:func:`benchmarks._pretrain3d.pretrain_masked_cnn`: ``jepa`` = masked latent prediction with SIGReg, ``mae`` =
-    masked reconstruction; the checkpoint's ``encoder.net.`` entries are the UNet)."""
+    masked reconstruction; the checkpoint's ``encoder.net.`` entries are the UNet) or, for ``tutorial``, with the
+    recipe of MONAI's self-supervised tutorial on MONAI's ``SupervisedTrainer``
+    (:func:`benchmarks._pretrain3d.pretrain_recon_contrast`; the checkpoint's ``net.`` entries are the UNet)."""
     pool, _ = load_split()
     tag = args.tag or f"unet_{args.objective}"
     t0 = time.perf_counter()
-    _, history, steps = pretrain_masked_cnn(
-        torch.stack([i["image"] for i in pool]), build_unet(), args.objective, args.steps,
-        str(Path(args.ckpt_dir) / tag), batch_size=args.batch_size, lr=args.lr, lamb=args.lamb, seed=args.seed,
-        log_every=args.log_every, flip_axes=(0,), predictor_dim=args.predictor_dim,
-        predictor_depth=args.predictor_depth,
-    )  # fmt: skip
-    final = sorted((Path(args.ckpt_dir) / tag).glob("*.pt"))[-1]
+    images = torch.stack([i["image"] for i in pool])
+    if args.objective == "tutorial":
+        final = Path(args.ckpt_dir) / tag / "model.pt"
+        _, history, steps = pretrain_recon_contrast(
+            images, build_unet(), args.steps, str(final), batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+            log_every=args.log_every, flip_axes=(0,),
+        )  # fmt: skip
+    else:
+        _, history, steps = pretrain_masked_cnn(
+            images, build_unet(), args.objective, args.steps, str(Path(args.ckpt_dir) / tag),
+            batch_size=args.batch_size, lr=args.lr, lamb=args.lamb, seed=args.seed, log_every=args.log_every,
+            flip_axes=(0,), predictor_dim=args.predictor_dim, predictor_depth=args.predictor_depth,
+        )  # fmt: skip
+        final = sorted((Path(args.ckpt_dir) / tag).glob("*.pt"))[-1]
     payload = {"objective": args.objective, "network": "MONAI UNet 16-32-64-128, strides 2, 2 residual units",
                "steps": steps, "epochs": -(-args.steps // (200 // args.batch_size)), "batch_size": args.batch_size,
                "lr": args.lr, "lamb": args.lamb if args.objective == "jepa" else 0.0,
+               "checkpoint_prefix": "net." if args.objective == "tutorial" else "encoder.net.",
                "seconds": time.perf_counter() - t0, "checkpoint": str(final),
                "checkpoint_sha256": sha256_of(final), "history": history, "provenance": provenance()}  # fmt: skip
     OUT.mkdir(parents=True, exist_ok=True)
@@ -134,7 +144,7 @@ def cmd_segment(args) -> None:
         name, path = spec.split("=", 1)
 
         def make_unet(path=path):
-            return load_pretrained_encoder(path, build_unet(), prefix="encoder.net.")
+            return load_pretrained_encoder(path, build_unet(), prefix=args.unet_prefix)
 
         factories[name] = make_unet
     if "random" in args.baselines:
@@ -161,7 +171,7 @@ def _write_segment(args, records, factories, counts, ekw) -> None:
     payload = {"records": records, "methods": list(factories), "unet_init": args.unet_init, "ft_steps": args.ft_steps, "ft_steps_all": args.ft_steps_all,
                "batch_size": args.batch_size, "lr": args.lr, "encoders": args.encoders,
                "random_init_encoder": ekw, "counts": counts,
-               "encoder_lr_scale": args.encoder_lr_scale,
+               "encoder_lr_scale": args.encoder_lr_scale, "unet_prefix": args.unet_prefix,
                "provenance": provenance()}  # fmt: skip
     atomic_write_text(OUT / f"segment_{args.tag}.json", json.dumps(payload, indent=4) + "\n")
 
@@ -293,7 +303,7 @@ def main() -> None:
     r.add_argument("--sources", nargs="+", required=True, help="segment_*.json files under the results folder")
     r.add_argument("--reference", default="unet_scratch", help="method the paired differences refer to")
     c = sub.add_parser("pretrain_cnn")
-    c.add_argument("--objective", choices=("jepa", "mae"), default="jepa")
+    c.add_argument("--objective", choices=("jepa", "mae", "tutorial"), default="jepa")
     c.add_argument("--steps", type=int, default=2400)
     c.add_argument("--batch_size", type=int, default=8)
     c.add_argument("--lr", type=float, default=1e-3)
@@ -322,6 +332,8 @@ def main() -> None:
     s = sub.choices["segment"]
     s.add_argument("--encoders", nargs="*", default=[], help="[name=]path of pretrained encoders")
     s.add_argument("--unet_init", nargs="*", default=[], help="name=checkpoint of a pretrained MaskedConvEncoder UNet")
+    s.add_argument("--unet_prefix", default="encoder.net.", help="prefix of the UNet entries in --unet_init files "
+                   "('net.' for the tutorial recipe's checkpoints)")
     s.add_argument("--seeds", nargs="*", type=int, default=[], help="seeds of the sweep (default: --seed)")
     s.add_argument("--baselines", nargs="*", default=["random", "unet"])
     s.add_argument("--counts", nargs="+", default=[5, 10, 20, 200])
