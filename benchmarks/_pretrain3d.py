@@ -27,7 +27,14 @@ from monai_jepa.networks import JEPAPredictor, JEPAViT, Projector
 from monai_jepa.transforms import BatchMultiView, MultiBlockMaskGenerator
 from monai_jepa.utils import effective_rank, embedding_std
 
-__all__ = ["CNN_OBJECTIVES", "OBJECTIVES", "build_encoder", "pretrain", "pretrain_masked_cnn", "pretrain_recon_contrast"]
+__all__ = [
+    "CNN_OBJECTIVES",
+    "OBJECTIVES",
+    "build_encoder",
+    "pretrain",
+    "pretrain_masked_cnn",
+    "pretrain_recon_contrast",
+]
 
 OBJECTIVES = ("sigreg", "ema", "lejepa")
 
@@ -320,7 +327,8 @@ def pretrain_recon_contrast(
 
     trainer = SupervisedTrainer(
         device=torch.device("cpu"), max_epochs=epochs, train_data_loader=loader, network=model, optimizer=opt,
-        loss_function=loss_fn, iteration_update=iteration, train_handlers=[LrScheduleHandler(sched, print_lr=False, epoch_level=False)],
+        loss_function=loss_fn, iteration_update=iteration,
+        train_handlers=[LrScheduleHandler(sched, print_lr=False, epoch_level=False)],
     )  # fmt: skip
     history: list[dict[str, float]] = []
     start = time.perf_counter()

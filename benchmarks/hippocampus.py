@@ -168,7 +168,8 @@ def cmd_segment(args) -> None:
 def _write_segment(args, records, factories, counts, ekw) -> None:
     records = [{k: v for k, v in r.items() if k != "dice_per_case"} for r in records]
     OUT.mkdir(parents=True, exist_ok=True)
-    payload = {"records": records, "methods": list(factories), "unet_init": args.unet_init, "ft_steps": args.ft_steps, "ft_steps_all": args.ft_steps_all,
+    payload = {"records": records, "methods": list(factories), "unet_init": args.unet_init, "ft_steps": args.ft_steps,
+               "ft_steps_all": args.ft_steps_all,
                "batch_size": args.batch_size, "lr": args.lr, "encoders": args.encoders,
                "random_init_encoder": ekw, "counts": counts,
                "encoder_lr_scale": args.encoder_lr_scale, "unet_prefix": args.unet_prefix,
@@ -332,8 +333,11 @@ def main() -> None:
     s = sub.choices["segment"]
     s.add_argument("--encoders", nargs="*", default=[], help="[name=]path of pretrained encoders")
     s.add_argument("--unet_init", nargs="*", default=[], help="name=checkpoint of a pretrained MaskedConvEncoder UNet")
-    s.add_argument("--unet_prefix", default="encoder.net.", help="prefix of the UNet entries in --unet_init files "
-                   "('net.' for the tutorial recipe's checkpoints)")
+    s.add_argument(
+        "--unet_prefix",
+        default="encoder.net.",
+        help="prefix of the UNet entries in --unet_init files ('net.' for the tutorial recipe's checkpoints)",
+    )
     s.add_argument("--seeds", nargs="*", type=int, default=[], help="seeds of the sweep (default: --seed)")
     s.add_argument("--baselines", nargs="*", default=["random", "unet"])
     s.add_argument("--counts", nargs="+", default=[5, 10, 20, 200])

@@ -18,12 +18,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from ignite.engine import Events
+from monai.engines import SupervisedTrainer
+from monai.handlers import LrScheduleHandler
 from monai.utils import look_up_option
 
 from monai_jepa.engines.checkpoint import unwrap_network
@@ -31,6 +35,8 @@ from monai_jepa.engines.schedulers import warmup_cosine
 from monai_jepa.evaluation.features import as_data_loader, autocast_context, data_labels, embed_batch, split_batch
 from monai_jepa.evaluation.metrics import TASKS, classification_metrics, labels_to_numpy, num_outputs_for_task
 from monai_jepa.evaluation.probes import infer_num_classes
+from monai_jepa.inferers.autocast import AutocastInferer
+from monai_jepa.losses.finite import FiniteLoss
 
 __all__ = ["ClassifierHead", "EncoderClassifier", "fine_tune", "load_network_state", "predict_scores"]
 
@@ -257,11 +263,14 @@ def fine_tune(
 
     The network is ``network_factory()`` built after ``torch.manual_seed(seed)``, loaded with ``pretrained_state``
     (see :func:`load_network_state`) and wrapped in an :py:class:`EncoderClassifier` unless it already is one (then
-    the state is loaded into its encoder). Training: AdamW, :func:`~monai_jepa.engines.warmup_cosine` per step
-    (``warmup_epochs`` epochs of warmup), random flips along ``flip_dims``, binary cross-entropy (binary: one logit;
-    multilabel) or cross-entropy (multiclass, ordinal), optional bf16 autocast and channels-last memory format. The
-    model is evaluated on ``val_data`` after every epoch and the state with the best validation AUC (accuracy when
-    the AUC is undefined) is kept and tested; without validation data the last state is tested. No early stopping.
+    the state is loaded into its encoder). Training runs on MONAI's ``SupervisedTrainer`` (with
+    :class:`~monai_jepa.inferers.AutocastInferer` for bf16 on any device, :class:`~monai_jepa.losses.FiniteLoss`,
+    which stops before the optimiser step on a non-finite loss, and ``LrScheduleHandler``): AdamW,
+    :func:`~monai_jepa.engines.warmup_cosine` per step (``warmup_epochs`` epochs of warmup), random flips along
+    ``flip_dims``, binary cross-entropy (binary: one logit; multilabel) or cross-entropy (multiclass, ordinal),
+    optional channels-last memory format. The model is evaluated on ``val_data`` after every epoch and the state
+    with the best validation AUC (accuracy when the AUC is undefined) is kept in memory and tested; without
+    validation data the last state is tested. No early stopping.
 
     The budget is explicit: ``max_epochs``, ``max_minutes`` (wall clock of training + validation), or both.
     With ``max_minutes`` only, the first epoch is timed and the schedule spans the number of epochs that fit the
@@ -346,53 +355,59 @@ def fine_tune(
         scheduler = warmup_cosine(optimizer, warmup, planned * steps_per_epoch)
     else:  # time budget only: the warmup runs first, the cosine length is set once the first epoch is timed
         scheduler = warmup_cosine(optimizer, warmup, warmup + 1)
+    schedule = LrScheduleHandler(scheduler, print_lr=False, epoch_level=False)
     budget_s = None if max_minutes is None else 60.0 * max_minutes
-    formatted = False
-    best_score, best_epoch, best_state = -math.inf, 0, None
-    epoch = steps = 0
-    stopped_by = "epochs"
-    while True:
-        net.train()
-        for batch in loader:
-            x, y = split_batch(batch, image_key, label_key)
-            if y is None:
-                raise ValueError(f"training batches carry no labels (label key '{label_key}').")
-            if channels_last and not formatted and x.ndim in (4, 5):
-                net = net.to(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
-            formatted = True
-            x = _flip(x, flip_dims, flip_gen) if flip_dims else x
-            x, y = _to_device(x, device, channels_last), y.to(device)
-            with autocast_context(device, amp):
-                logits = net(x)
-            loss = _loss(logits, y, task)
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"fine-tuning loss is not finite at epoch {epoch + 1}, step {steps + 1}: {loss}.")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            steps += 1
-        epoch += 1
+    memory_format = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+    def prepare(batch: Any, dev: torch.device, non_blocking: bool = False, **_: Any) -> tuple[torch.Tensor, Any]:
+        x, y = split_batch(batch, image_key, label_key)
+        if y is None:
+            raise ValueError(f"training batches carry no labels (label key '{label_key}').")
+        if channels_last and x.ndim in memory_format and trainer.state.iteration == 1:
+            net.to(memory_format=memory_format[x.ndim])
+        x = _flip(x, flip_dims, flip_gen) if flip_dims else x
+        return _to_device(x, dev, channels_last), y.to(dev)
+
+    trainer = SupervisedTrainer(
+        device=device,
+        max_epochs=planned or 1,
+        train_data_loader=loader,
+        network=net,
+        optimizer=optimizer,
+        loss_function=FiniteLoss(partial(_loss, task=task), "fine-tuning"),
+        prepare_batch=prepare,
+        inferer=AutocastInferer(device, amp),
+        optim_set_to_none=True,
+        decollate=False,
+        train_handlers=[schedule],
+    )
+    best: dict[str, Any] = {"score": -math.inf, "epoch": 0, "state": None, "stopped_by": "epochs"}
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def _validate_and_budget(engine: SupervisedTrainer) -> None:
+        epoch = engine.state.epoch
         if val_data is not None:
             scores, labels = predict_scores(
                 net, val_data, task, device, amp, eval_batch_size, image_key, label_key, channels_last
             )
             score = _selection_score(classification_metrics(scores, labels, task))
-            if score > best_score:
-                best_score, best_epoch = score, epoch
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+            if score > best["score"]:
+                state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+                best.update(score=score, epoch=epoch, state=state)
         elapsed = time.perf_counter() - start
-        if planned is None:  # time budget only: fix the schedule length after the first epoch
-            planned = max(1, int(budget_s / (elapsed / epoch)))  # type: ignore[operator]
-            if planned > 1:
-                total = planned * steps_per_epoch
-                scheduler = _restart_schedule(optimizer, min(warmup, total - 1), total, steps)
-            stopped_by = "time"
-        if epoch >= planned:
-            break
-        if budget_s is not None and elapsed + elapsed / epoch > budget_s:
-            stopped_by = "time"
-            break
+        if max_epochs is None and epoch == 1:  # time budget only: fix the schedule length after the first epoch
+            engine.state.max_epochs = max(1, int(budget_s / elapsed))  # type: ignore[operator]
+            if engine.state.max_epochs > 1:
+                total = engine.state.max_epochs * steps_per_epoch
+                schedule.lr_scheduler = _restart_schedule(optimizer, min(warmup, total - 1), total, steps_per_epoch)
+            best["stopped_by"] = "time"
+        if epoch < engine.state.max_epochs and budget_s is not None and elapsed + elapsed / epoch > budget_s:
+            best["stopped_by"] = "time"
+            engine.terminate()
+
+    trainer.run()
+    planned, epoch, steps = trainer.state.max_epochs, trainer.state.epoch, trainer.state.iteration
+    best_score, best_epoch, best_state = best["score"], best["epoch"], best["state"]
     train_seconds = time.perf_counter() - start
     if best_state is not None:
         net.load_state_dict(best_state)
@@ -413,7 +428,7 @@ def fine_tune(
         "steps": steps,
         "max_epochs": max_epochs,
         "max_minutes": max_minutes,
-        "stopped_by": stopped_by,
+        "stopped_by": best["stopped_by"],
         "n_labels": n_train,
         "pretrained": pretrained_state is not None,
         "lr": lr,

@@ -24,7 +24,7 @@ import torch.nn as nn
 from ignite.engine import Events
 from monai.engines import SupervisedTrainer
 from monai.handlers import LrScheduleHandler
-from monai.inferers import SimpleInferer, sliding_window_inference
+from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.metrics import compute_dice, compute_hausdorff_distance
 from monai.networks.utils import one_hot
@@ -32,6 +32,8 @@ from monai.utils import CommonKeys as Keys
 
 from monai_jepa.engines.schedulers import warmup_cosine
 from monai_jepa.evaluation.features import autocast_context
+from monai_jepa.inferers.autocast import AutocastInferer
+from monai_jepa.losses.finite import FiniteLoss
 from monai_jepa.utils.module import require_package
 
 __all__ = ["evaluate_segmentation", "fine_tune_segmentation", "segmentation_label_sweep"]
@@ -126,8 +128,8 @@ def fine_tune_segmentation(
         train_data_loader=_VolumeBatches(train_items, min(batch_size, len(train_items)), steps, flip_axes, seed),
         network=network,
         optimizer=optimizer,
-        loss_function=_FiniteFloat32Loss(DiceCELoss(to_onehot_y=True, softmax=True)),
-        inferer=_AutocastInferer(device, amp),
+        loss_function=FiniteLoss(DiceCELoss(to_onehot_y=True, softmax=True), "segmentation"),
+        inferer=AutocastInferer(device, amp),
         optim_set_to_none=True,
         decollate=False,
         train_handlers=[LrScheduleHandler(scheduler, print_lr=False, epoch_level=False)],
@@ -174,32 +176,6 @@ class _VolumeBatches:
                 flip = torch.rand(bs, generator=gen) < 0.5
                 x[flip], y[flip] = x[flip].flip(axis + 1), y[flip].flip(axis + 1)
             yield {"image": x, "label": y}
-
-
-class _AutocastInferer(SimpleInferer):
-    """The network under bf16 autocast on any device (MONAI's trainer autocasts on CUDA only)."""
-
-    def __init__(self, device: torch.device, amp: bool) -> None:
-        super().__init__()
-        self.device, self.amp = device, amp
-
-    def __call__(self, inputs: torch.Tensor, network: Callable[..., torch.Tensor], *args: Any, **kwargs: Any):
-        with autocast_context(self.device, self.amp):
-            return network(inputs, *args, **kwargs)
-
-
-class _FiniteFloat32Loss:
-    """The loss on float32 logits; a non-finite value raises before any backward pass or optimiser step."""
-
-    def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-        self.loss, self.step = loss, 0
-
-    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        value = self.loss(pred.float(), target)
-        if not torch.isfinite(value):
-            raise FloatingPointError(f"non-finite segmentation loss at step {self.step}.")
-        self.step += 1
-        return value
 
 
 @torch.no_grad()

@@ -10,6 +10,7 @@
 # limitations under the License.
 """Inferers: MONAI ``Inferer`` subclasses for pretrained encoders."""
 
+from .autocast import AutocastInferer
 from .embedding import EmbeddingInferer
 
-__all__ = ["EmbeddingInferer"]
+__all__ = ["AutocastInferer", "EmbeddingInferer"]

@@ -9,6 +9,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
+from .finite import FiniteLoss
 from .frame_masked import FrameMaskedLoss
 from .lejepa import LeJEPALoss
 from .masked_latent import EMATeacher, MaskedLatentLoss, masked_latent_step

@@ -156,3 +156,32 @@ def test_fine_tune_argument_errors():
         fine_tune(TinyEncoder, data, None, data, "binary", max_minutes=-1)
     with pytest.raises(ValueError, match="spatial axes"):
         fine_tune(TinyEncoder, data, None, data, "binary", max_epochs=1, flip_dims=(1,))
+
+
+def test_fine_tune_stops_before_the_step_on_a_non_finite_loss(monkeypatch):
+    x, y = bright_dark(16, 0)
+    x[5, 0, 0, 0] = float("nan")  # in the first batch of 16: the very first loss is NaN
+    built = []
+
+    def factory():
+        built.append(TinyEncoder())
+        return built[-1]
+
+    torch.manual_seed(0)
+    before = {k: v.clone() for k, v in TinyEncoder().state_dict().items()}
+    with pytest.raises(FloatingPointError, match="non-finite fine-tuning loss at step 0"):
+        fine_tune(factory, (x, y), None, (x, y), "binary", max_epochs=2, batch_size=16, seed=0, flip_dims=())
+    after = built[0].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in ("conv.weight", "conv.bias"))  # no optimiser step ran
+
+
+def test_fine_tune_time_budget_sets_the_schedule_after_the_first_epoch(monkeypatch):
+    """Time budget only: the first epoch is timed (stubbed clock: 1 s per epoch) and the cosine spans the epochs
+    that fit the budget; the run ends with the planned epochs and reports the budget."""
+    clock = iter(float(t) for t in range(10**6))
+    monkeypatch.setattr(finetune_module.time, "perf_counter", lambda: next(clock))
+    x, y = bright_dark(32, 0)
+    out = fine_tune(TinyEncoder, (x, y), None, (x, y), "binary", max_minutes=0.5, batch_size=8)
+    assert out["stopped_by"] == "time"
+    assert out["planned_epochs"] >= 2 and out["epochs"] <= out["planned_epochs"]
+    assert out["steps"] == out["epochs"] * 4
