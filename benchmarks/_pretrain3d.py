@@ -1,16 +1,19 @@
 # Copyright (c) monai_jepa contributors
 # Licensed under the Apache License, Version 2.0; see LICENSE.
-"""Pretraining of the 3D benchmarks on in-memory volumes, with collapse indicators (SIGReg value, effective rank,
-embedding std) logged over training: :func:`pretrain_masked_cnn` (a MONAI segmentation CNN, masked latent prediction
-or masked reconstruction, on the library's :class:`~monai_jepa.engines.MaskedLatentTrainer`) and :func:`pretrain`
-(a JEPAViT with one of three objectives, the loop of the earlier ViT results), and :func:`pretrain_recon_contrast`
-(the peer from MONAI's self-supervised tutorial: inpainting of coarse dropout / shuffle plus a contrastive term, on
-MONAI's ``SupervisedTrainer``):
+"""Pretraining of the 3D benchmarks on in-memory volumes with the library's engines, with collapse indicators (SIGReg
+value, effective rank, embedding std of 64 fixed volumes) logged over training:
 
-- ``sigreg``: masked latent prediction, targets from the same encoder on the full input, SIGReg, no EMA, no
-  stop-gradient (:func:`monai_jepa.losses.masked_latent_step`);
-- ``ema``: the V-JEPA baseline: targets from an EMA teacher, no SIGReg in the loss (its value is still logged);
-- ``lejepa``: LeJEPA multi-view on 3D crops (:class:`monai_jepa.transforms.BatchMultiView` + LeJEPALoss).
+- :func:`pretrain_masked_cnn`: a MONAI segmentation CNN seen through :class:`~monai_jepa.networks.MaskedConvEncoder`,
+  masked latent prediction (``jepa``) or masked reconstruction (``mae``), on
+  :class:`~monai_jepa.engines.MaskedLatentTrainer`;
+- :func:`pretrain`: a JEPAViT with one of three objectives: ``sigreg`` (masked latent prediction, targets from the
+  same encoder on the full input, SIGReg, no EMA, no stop-gradient) and ``ema`` (the V-JEPA baseline: targets from an
+  EMA teacher, no SIGReg in the loss) on :class:`~monai_jepa.engines.MaskedLatentTrainer`, ``lejepa`` (LeJEPA
+  multi-view on 3D crops) on :class:`~monai_jepa.engines.LeJEPATrainer`;
+- :func:`pretrain_recon_contrast`: the peer from MONAI's self-supervised tutorial (inpainting of coarse dropout /
+  shuffle plus a contrastive term) on MONAI's ``SupervisedTrainer``.
+
+Every run covers ``steps`` optimiser steps rounded up to whole epochs, with AdamW and a warmup-cosine schedule.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from typing import Any
 import torch
 
 from monai_jepa.engines import warmup_cosine
-from monai_jepa.losses import EMATeacher, LeJEPALoss, MaskedLatentLoss, masked_latent_step
-from monai_jepa.networks import JEPAPredictor, JEPAViT, Projector
+from monai_jepa.losses import EMATeacher, LeJEPALoss, MaskedLatentLoss
+from monai_jepa.networks import JEPAPredictor, JEPAViT, LeJEPAModel, MaskedLatentModel, Projector
 from monai_jepa.transforms import BatchMultiView, MultiBlockMaskGenerator
 from monai_jepa.utils import effective_rank, embedding_std
 
@@ -37,6 +40,7 @@ __all__ = [
 ]
 
 OBJECTIVES = ("sigreg", "ema", "lejepa")
+CNN_OBJECTIVES = ("jepa", "mae")
 
 
 def build_encoder(in_channels: int, img_size, patch_size, hidden: int, layers: int, heads: int) -> JEPAViT:
@@ -63,6 +67,67 @@ def _indicators(encoder: torch.nn.Module, probe: torch.Tensor, sigreg) -> dict[s
     }
 
 
+def _train(
+    images: torch.Tensor,
+    encoder: torch.nn.Module,
+    network: torch.nn.Module,
+    loss: Any,
+    trainer_cls: type,
+    steps: int,
+    ckpt_dir: str | None,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    log_every: int,
+    flip_axes: tuple[int, ...],
+    warmup_fraction: float,
+    intensity_jitter: bool,
+    save_dict: dict[str, Any] | None = None,
+    **trainer_kwargs: Any,
+) -> tuple[list[dict[str, float]], int]:
+    """Run ``trainer_cls`` (a :class:`~monai_jepa.engines.LeJEPATrainer` or subclass) on ``images``; returns the
+    indicator history and the number of iterations."""
+    from ignite.engine import Events
+    from monai.data import DataLoader, Dataset
+    from monai.handlers import LrScheduleHandler
+    from monai.transforms import Compose, RandFlipd, RandScaleIntensityd, RandShiftIntensityd
+
+    from monai_jepa.engines import JEPACheckpointer
+
+    torch.manual_seed(seed)
+    jitter = [RandScaleIntensityd("image", factors=0.1, prob=0.5), RandShiftIntensityd("image", offsets=0.1, prob=0.5)]
+    aug = Compose(
+        [RandFlipd("image", prob=0.5, spatial_axis=a) for a in flip_axes] + (jitter if intensity_jitter else [])
+    )
+    aug.set_random_state(seed)
+    loader = DataLoader(Dataset([{"image": x} for x in images], aug), batch_size=batch_size, shuffle=True,
+                        drop_last=True, num_workers=0)  # fmt: skip
+    opt = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=0.05)
+    epochs = -(-steps // len(loader))
+    sched = warmup_cosine(opt, warmup_steps=max(1, int(steps * warmup_fraction)), total_steps=epochs * len(loader))
+    handlers: list[Any] = [LrScheduleHandler(sched, print_lr=False, epoch_level=False)]
+    if ckpt_dir is not None:
+        handlers.append(JEPACheckpointer(ckpt_dir, save_dict=save_dict, save_interval=500, resume_from="auto"))
+    trainer = trainer_cls(
+        device="cpu", max_epochs=epochs, train_data_loader=loader, network=network, optimizer=opt, loss_function=loss,
+        amp=True, channels_last=False, seed=seed, health_interval=log_every, train_handlers=handlers, **trainer_kwargs,
+    )  # fmt: skip
+    probe = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(1))[:64]]
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+
+    @trainer.on(Events.ITERATION_COMPLETED(every=log_every))
+    def _log(engine) -> None:
+        rec = {"iteration": engine.state.iteration, "seconds": time.perf_counter() - start}
+        rec.update({k: v for k, v in engine.state.output.items() if k in ("loss", "pred", "sigreg", "lr")})
+        rec.update(_indicators(encoder, probe, loss.sigreg))
+        history.append(rec)
+        print(" ".join(f"{k}={v:.4g}" for k, v in rec.items()), flush=True)
+
+    trainer.run()
+    return history, trainer.state.iteration
+
+
 def pretrain(
     images: torch.Tensor,
     objective: str,
@@ -70,82 +135,51 @@ def pretrain(
     encoder_kwargs: dict[str, Any],
     batch_size: int = 8,
     lr: float = 5e-4,
-    weight_decay: float = 0.05,
     lamb: float = 0.05,
     seed: int = 0,
     log_every: int = 50,
     mask_kwargs: dict[str, Any] | None = None,
     view_kwargs: dict[str, Any] | None = None,
     flip_axes: tuple[int, ...] = (0,),
+    ckpt_dir: str | None = None,
 ) -> tuple[JEPAViT, list[dict[str, float]]]:
-    """Pretrain an encoder on ``images`` ``(N, C, *S)`` for ``steps`` AdamW steps (bf16 autocast)."""
+    """Pretrain a :class:`~monai_jepa.networks.JEPAViT` on ``images`` ``(N, C, *S)`` for ``steps`` AdamW steps
+    (rounded up to whole epochs; 10 % warmup, bf16 autocast, random flips along ``flip_axes``) with the library's
+    trainers: ``sigreg`` / ``ema`` through :class:`~monai_jepa.engines.MaskedLatentTrainer` (a narrow
+    :class:`~monai_jepa.networks.JEPAPredictor` of depth 2, multi-block masks; ``ema`` with an
+    :class:`~monai_jepa.losses.EMATeacher` 0.996 -> 1 and no SIGReg in the loss), ``lejepa`` through
+    :class:`~monai_jepa.engines.LeJEPATrainer` (:class:`~monai_jepa.transforms.BatchMultiView` crops, a projector
+    to 64 dimensions). Checkpoints go to ``ckpt_dir`` when given.
+
+    Returns:
+        the trained encoder and the indicator history.
+    """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}.")
+    from monai_jepa.engines import LeJEPATrainer, MaskedLatentTrainer
+
     torch.manual_seed(seed)
     encoder = build_encoder(images.shape[1], tuple(images.shape[2:]), **encoder_kwargs)
     dim = encoder.embed_dim
-    modules: list[torch.nn.Module] = [encoder]
-    teacher = None
+    extra: dict[str, Any] = {}
     if objective == "lejepa":
-        head = Projector(dim, hidden_dim=4 * dim, out_dim=64)
-        modules.append(head)
-        loss_fn = LeJEPALoss(lamb=lamb)
-        views = BatchMultiView(seed=seed, **(view_kwargs or {}))
+        network, loss, trainer_cls = (
+            LeJEPAModel(encoder, Projector(dim, 4 * dim, 64)),
+            LeJEPALoss(lamb=lamb),
+            LeJEPATrainer,
+        )
+        extra["views_fn"] = BatchMultiView(seed=seed, **(view_kwargs or {}))
     else:
-        head = JEPAPredictor(encoder.grid_size, dim, predictor_dim=dim, depth=2, num_heads=encoder_kwargs["heads"])
-        modules.append(head)
-        masks = MultiBlockMaskGenerator(encoder.grid_size, seed=seed, **(mask_kwargs or {}))
+        pred = JEPAPredictor(encoder.grid_size, dim, predictor_dim=dim, depth=2, num_heads=encoder_kwargs["heads"])
+        network, trainer_cls = MaskedLatentModel(encoder, pred), MaskedLatentTrainer
+        loss = MaskedLatentLoss(lamb=lamb if objective == "sigreg" else 0.0, seed=seed)
+        extra["mask_fn"] = MultiBlockMaskGenerator(encoder.grid_size, seed=seed, **(mask_kwargs or {}))
         if objective == "ema":
-            teacher = EMATeacher(encoder, momentum=0.996, final_momentum=1.0, total_steps=steps)
-            loss_fn = MaskedLatentLoss(lamb=0.0)
-        else:
-            loss_fn = MaskedLatentLoss(lamb=lamb)
-    params = [p for m in modules for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    sched = warmup_cosine(opt, warmup_steps=max(1, steps // 10), total_steps=steps)
-    gen = torch.Generator().manual_seed(seed)
-    probe = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(1))[:64]]
-    history, order, pos, start = [], [], 0, time.perf_counter()
-    for m in modules:
-        m.train()
-    for step in range(steps):
-        if pos + batch_size > len(order):
-            order, pos = torch.randperm(len(images), generator=gen).tolist(), 0
-        x = images[order[pos : pos + batch_size]].clone()
-        pos += batch_size
-        for axis in flip_axes:
-            flip = torch.rand(x.shape[0], generator=gen) < 0.5
-            x[flip] = x[flip].flip(axis + 2)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            if objective == "lejepa":
-                g, loc = views(x)
-                zg = head(encoder(g.flatten(0, 1))[1]).float().reshape(g.shape[0], g.shape[1], -1)
-                zl = None
-                if loc.shape[0]:
-                    zl = head(encoder(loc.flatten(0, 1))[1]).float().reshape(loc.shape[0], loc.shape[1], -1)
-                terms = loss_fn.compute_terms(zg, zl)
-            else:
-                ctx, tgt = masks(batch_size=x.shape[0])
-                terms = masked_latent_step(encoder, head, x, ctx, tgt, loss_fn, teacher=teacher)
-        loss = terms["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite pretraining loss at step {step} ({objective}).")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if teacher is not None:
-            teacher.update()
-        if (step + 1) % log_every == 0 or step == 0 or step + 1 == steps:
-            rec = {"step": step + 1, "seconds": time.perf_counter() - start}
-            rec.update({k: float(v.detach()) for k, v in terms.items()})
-            rec.update(_indicators(encoder, probe, loss_fn.sigreg))
-            history.append(rec)
-            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()), flush=True)
+            extra["teacher"] = EMATeacher(encoder, momentum=0.996, final_momentum=1.0, total_steps=steps)
+            extra["save_dict"] = {"teacher": extra["teacher"]}
+    history, _ = _train(images, encoder, network, loss, trainer_cls, steps, ckpt_dir, batch_size, lr, seed, log_every,
+                        flip_axes, warmup_fraction=0.1, intensity_jitter=False, **extra)  # fmt: skip
     return encoder, history
-
-
-CNN_OBJECTIVES = ("jepa", "mae")
 
 
 def pretrain_masked_cnn(
@@ -173,61 +207,30 @@ def pretrain_masked_cnn(
     multi-block masks (4 blocks of 15-20 % of the token grid, context = the rest by default), flips, small intensity
     scaling / shifts, AdamW with 5 % warmup and cosine decay over ``steps`` rounded up to whole epochs, bf16 autocast,
     :class:`~monai_jepa.engines.MaskedLatentTrainer` with a :class:`~monai_jepa.engines.JEPACheckpointer` in
-    ``ckpt_dir`` (resumed when it holds a checkpoint). Collapse indicators of 64 fixed volumes (pooled effective
-    rank, std, SIGReg) are logged every ``log_every`` iterations.
+    ``ckpt_dir`` (resumed when it holds a checkpoint).
 
     Returns:
         the trained model (``model.encoder.net`` is ``net``), the history and the number of iterations run.
     """
-    from ignite.engine import Events
-    from monai.data import DataLoader, Dataset
-    from monai.handlers import LrScheduleHandler
-    from monai.transforms import Compose, RandFlipd, RandScaleIntensityd, RandShiftIntensityd
-
-    from monai_jepa.engines import JEPACheckpointer, MaskedLatentTrainer
-    from monai_jepa.networks import MaskedConvEncoder, MaskedLatentModel, MaskedReconstructionModel
+    from monai_jepa.engines import MaskedLatentTrainer
+    from monai_jepa.networks import MaskedConvEncoder, MaskedReconstructionModel
 
     if objective not in CNN_OBJECTIVES:
         raise ValueError(f"objective must be one of {CNN_OBJECTIVES}, got {objective!r}.")
     torch.manual_seed(seed)
-    aug = Compose(
-        [RandFlipd("image", prob=0.5, spatial_axis=a) for a in flip_axes]
-        + [RandScaleIntensityd("image", factors=0.1, prob=0.5), RandShiftIntensityd("image", offsets=0.1, prob=0.5)]
-    )
-    aug.set_random_state(seed)
-    loader = DataLoader(Dataset([{"image": x} for x in images], aug), batch_size=batch_size, shuffle=True,
-                        drop_last=True, num_workers=0)  # fmt: skip
     enc = MaskedConvEncoder(net, tuple(images.shape[2:]))
     if objective == "jepa":
         pred = JEPAPredictor(enc.grid_size, enc.embed_dim, predictor_dim, depth=predictor_depth, num_heads=6)
         model, loss = MaskedLatentModel(enc, pred), MaskedLatentLoss(lamb=lamb, seed=seed)
     else:
         model, loss = MaskedReconstructionModel(enc), MaskedLatentLoss(lamb=0.0, loss="l2", seed=seed)
-    kw = {"num_blocks": 4, "block_scale": (0.15, 0.2), **(mask_kwargs or {})}
-    masks = MultiBlockMaskGenerator(enc.grid_size, seed=seed, **kw)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    epochs = -(-steps // len(loader))
-    sched = warmup_cosine(opt, warmup_steps=max(1, steps // 20), total_steps=epochs * len(loader))
-    trainer = MaskedLatentTrainer(
-        device="cpu", max_epochs=epochs, train_data_loader=loader, network=model, optimizer=opt, loss_function=loss,
-        mask_fn=masks, amp=True, channels_last=False, seed=seed, health_interval=log_every,
-        train_handlers=[LrScheduleHandler(sched, print_lr=False, epoch_level=False),
-                        JEPACheckpointer(ckpt_dir, save_interval=500, resume_from="auto")],
+    mask_kwargs = {"num_blocks": 4, "block_scale": (0.15, 0.2), **(mask_kwargs or {})}
+    masks = MultiBlockMaskGenerator(enc.grid_size, seed=seed, **mask_kwargs)
+    history, iterations = _train(
+        images, enc, model, loss, MaskedLatentTrainer, steps, ckpt_dir, batch_size, lr, seed, log_every, flip_axes,
+        warmup_fraction=0.05, intensity_jitter=True, mask_fn=masks,
     )  # fmt: skip
-    probe = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(1))[:64]]
-    history: list[dict[str, float]] = []
-    start = time.perf_counter()
-
-    @trainer.on(Events.ITERATION_COMPLETED(every=log_every))
-    def _log(engine) -> None:
-        rec = {"iteration": engine.state.iteration, "seconds": time.perf_counter() - start}
-        rec.update({k: v for k, v in engine.state.output.items() if k in ("loss", "pred", "sigreg", "lr")})
-        rec.update(_indicators(enc, probe, loss.sigreg))
-        history.append(rec)
-        print(" ".join(f"{k}={v:.4g}" for k, v in rec.items()), flush=True)
-
-    trainer.run()
-    return model, history, trainer.state.iteration
+    return model, history, iterations
 
 
 def pretrain_recon_contrast(

@@ -46,7 +46,7 @@ def main() -> None:
     p.add_argument("--encoder", choices=("vit", "unet"), default="vit", help="JEPAViT, or a MONAI UNet encoder")
     p.add_argument("--objective", choices=OBJECTIVES + CNN_OBJECTIVES, default="sigreg")
     p.add_argument("--finetune_seeds", nargs="*", type=int, default=None)
-    p.add_argument("--ckpt_dir", default="outputs/adrenalmnist3d", help="pretraining checkpoints (UNet)")
+    p.add_argument("--ckpt_dir", default="outputs/adrenalmnist3d", help="pretraining checkpoints (resumed if present)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-4)
@@ -57,7 +57,7 @@ def main() -> None:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--protocols", nargs="+", default=["linear", "knn", "fine_tune", "scratch", "random_init"])
     p.add_argument("--finetune_epochs", type=int, default=15)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="pretraining seed (a non-zero seed is added to the tag)")
     p.add_argument("--log_every", type=int, default=100)
     p.add_argument("--tag", default="", help="name of the output folder and file (default: the objective)")
     args = p.parse_args()
@@ -65,6 +65,7 @@ def main() -> None:
     ekw = {"patch_size": args.patch, "hidden": args.hidden, "layers": args.layers, "heads": args.heads}
     t0 = time.perf_counter()
     tag = args.tag or (args.objective if args.encoder == "vit" else f"unet_{args.objective}")
+    tag += f"_s{args.seed}" if args.seed and not args.tag else ""
     if args.encoder == "unet":
         if args.objective not in CNN_OBJECTIVES:
             raise SystemExit(f"--encoder unet takes --objective {' or '.join(CNN_OBJECTIVES)}.")
@@ -84,7 +85,7 @@ def main() -> None:
                                     view_kwargs={"num_global": 2, "num_local": 4, "global_size": 28,
                                                  "local_size": 12, "global_scale": (0.4, 1.0),
                                                  "local_scale": (0.1, 0.4)},
-                                    flip_axes=(0, 1, 2))  # fmt: skip
+                                    flip_axes=(0, 1, 2), ckpt_dir=str(Path(args.ckpt_dir) / tag))  # fmt: skip
         random_init = lambda: build_encoder(1, (28, 28, 28), **ekw)  # noqa: E731
     pretrain_seconds = time.perf_counter() - t0
     out = OUT / tag
@@ -92,7 +93,8 @@ def main() -> None:
         model=encoder, train_data=(x_tr, y_tr), val_data=(x_va, y_va), test_data=(x_te, y_te), task="binary",
         output_dir=out, dataset_name="adrenalmnist3d", protocols=args.protocols, finetune_fractions=(1.0,),
         finetune_epochs=args.finetune_epochs, amp=True, batch_size=64, pretrain_seconds=pretrain_seconds,
-        random_init_factory=random_init, method_name=f"jepa_{args.objective}" if args.encoder == "vit" else f"unet_{args.objective}",
+        random_init_factory=random_init,
+        method_name=f"jepa_{args.objective}" if args.encoder == "vit" else f"unet_{args.objective}",
         finetune_seeds=args.finetune_seeds,
         finetune_kwargs={"batch_size": 32, "lr": 5e-4, "flip_dims": (2, 3, 4)},
     )  # fmt: skip
