@@ -87,6 +87,14 @@ class JEPACheckpointer:
     restores RNG states on rank 0 only (the other ranks rely on the trainer's per-epoch reseeding, so a distributed
     resume is exact at epoch boundaries).
 
+    Why not MONAI's ``CheckpointSaver`` / ``CheckpointLoader`` (Ignite ``Checkpoint``): Ignite restarts an
+    interrupted epoch from its first batch and holds no RNG state, so a run resumed mid-epoch would see other batches
+    and other random views than the uninterrupted run; this checkpointer saves the RNG states and the position in the
+    epoch, and the trainer skips the batches already used (replaying their random transforms) before restoring them,
+    which makes the resumed run bit-identical (``tests/engines/test_checkpoint.py``). MONAI 1.6.1's
+    ``CheckpointSaver`` also writes with ``DiskSaver(atomic=False)``, so a run killed while saving can leave a
+    truncated file as the newest checkpoint.
+
     Args:
         save_dir: folder of the checkpoints (created if needed).
         save_dict: extra or replacement objects with ``state_dict`` / ``load_state_dict``, e.g.

@@ -51,6 +51,10 @@ def warmup_cosine(
     speed of the machine, so the same config suits a laptop and a GPU server. The rate then depends on the
     wall-clock time, so two such runs are not bit-identical; leave it ``None`` for reproducible step-based runs.
 
+    Why not ``monai.optimizers.WarmupCosineSchedule``: it decays over a fixed number of steps only (no wall-clock
+    budget), towards an absolute ``end_lr`` shared by all parameter groups rather than a fraction of each group's
+    rate (groups with per-prefix learning-rate factors keep their ratio here).
+
     Args:
         optimizer: the optimizer whose parameter groups are scheduled.
         warmup_steps: number of warmup steps ``W >= 0``.

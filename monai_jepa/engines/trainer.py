@@ -181,6 +181,15 @@ class LeJEPATrainer(SupervisedTrainer):
     ``time_limit_minutes``. It needs the built-in iteration (not ``iteration_update``). Distributed runs take rank 0's
     choice on every rank.
 
+    Why not the stock Ignite / MONAI parts (each shown by a test in ``tests/engines/test_trainer.py``): Ignite's
+    ``TerminateOnNan`` acts on ``ITERATION_COMPLETED``, after the optimizer has stepped on the non-finite loss (the
+    weights are already NaN), whereas this trainer raises :class:`NonFiniteLossError` before the step, so the last
+    checkpoint and the weights in memory stay good; Ignite's ``TimeLimit`` takes whole seconds only and times from
+    its construction, whereas ``time_limit_minutes`` takes any positive duration and times each ``run()`` from its
+    start. Checkpoints are :class:`~monai_jepa.engines.JEPACheckpointer`'s (exact mid-epoch resume, atomic writes)
+    and the schedule :func:`~monai_jepa.engines.warmup_cosine` (a cosine that can follow a wall-clock budget); their
+    docstrings say why.
+
     Args:
         device: the training device.
         max_epochs: number of epochs to train.

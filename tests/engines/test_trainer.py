@@ -13,6 +13,7 @@ import math
 
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from ignite.engine import Events
 from monai.handlers import LrScheduleHandler
@@ -279,3 +280,29 @@ def test_plain_tensor_drops_metatensor_metadata():
     out = plain_tensor(meta)
     assert type(out) is torch.Tensor and torch.equal(out, torch.arange(6.0).reshape(1, 6))
     assert type(plain_tensor([1.0, 2.0])) is torch.Tensor
+
+
+def test_stock_terminate_on_nan_lets_the_step_run_on_the_bad_loss():
+    """Why the trainer checks the loss itself: Ignite's TerminateOnNan acts after the optimizer step, so the weights
+    are already NaN when it stops the run (this trainer raises before the step, see the test above)."""
+    from ignite.handlers import TerminateOnNan
+    from monai.engines import SupervisedTrainer
+
+    torch.manual_seed(0)
+    net = nn.Linear(2, 1)
+    data = [{"image": torch.tensor([[float("nan"), 1.0]]), "label": torch.zeros(1, 1)}] * 3
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    trainer = SupervisedTrainer("cpu", 1, data, net, opt, nn.MSELoss(), decollate=False)
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, TerminateOnNan(output_transform=lambda out: out["loss"]))
+    trainer.run()
+    assert trainer.state.iteration == 1 and torch.isnan(net.weight).all()
+
+
+def test_time_limit_takes_fractions_of_a_second_and_stock_time_limit_does_not():
+    from ignite.handlers import TimeLimit
+
+    with pytest.raises(TypeError):
+        TimeLimit(limit_sec=0.5)  # whole seconds only
+    trainer = _trainer(_batches(16, 2), max_epochs=50, time_limit_minutes=1e-6)  # 60 microseconds
+    trainer.run()
+    assert trainer.state.iteration == 1  # terminated after the first iteration, not after 400
