@@ -206,7 +206,7 @@ def test_verify_net_in_out():
     pred = meta["network_data_format"]["outputs"]["pred"]
     labels = json.loads((CONFIGS / "inference.json").read_text())["label_values"]
     assert pred["num_channels"] == len(pred["channel_def"]) == len(labels) == 4
-    assert meta["version"] == "0.3.1" and meta["version"] in meta["changelog"]
+    assert meta["version"] == "0.3.2" and meta["version"] in meta["changelog"]
 
 
 def test_config_files_are_formatted():

@@ -168,3 +168,27 @@ def test_vit_overlay(tmp_path):
     pretrained, scratch, unet = (f() for f in factories.values())
     assert is_pretrained(pretrained.encoder) and not is_pretrained(scratch.encoder)
     assert isinstance(unet, UNet) and unet.out_channels == 4
+
+
+def test_embed_preprocessing_matches_training(tmp_path):
+    """embed.json prepares a case exactly as training does (crop to the non-zero box, then z-score on non-zero voxels):
+    the same tensor as the library's volume_preprocessing at the same size. The case's intensity rises along the first
+    axis inside its non-zero box, so a crop made after the z-scoring (where the dark side turns negative) would cut
+    the box."""
+    import nibabel as nib
+    from monai.bundle import ConfigParser
+
+    from monai_jepa.data import volume_preprocessing
+
+    vol = np.zeros((32, 30, 28), np.float32)
+    vol[4:28, 3:27, 2:26] = np.linspace(1.0, 10.0, 24, dtype=np.float32)[:, None, None]
+    files = []
+    for i, seq in enumerate(("t1", "t1ce", "t2", "flair")):
+        files.append(str(tmp_path / f"case_{seq}.nii.gz"))
+        nib.save(nib.Nifti1Image(vol * (i + 1), np.eye(4)), files[-1])
+    parser = ConfigParser()
+    parser.read_config(REPO / INFER)
+    parser["roi_size"] = [24, 24, 24]
+    embed = parser.get_parsed_content("preprocessing")({"image": files})["image"]
+    train = volume_preprocessing((24, 24, 24), "mri", label=False)({"image": files})["image"]
+    assert embed.shape == (4, 24, 24, 24) and torch.allclose(torch.as_tensor(embed), train, atol=1e-5)
