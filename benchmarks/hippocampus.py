@@ -25,7 +25,7 @@ from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Normalize
 from benchmarks._common import RESULTS, provenance
 from benchmarks._pretrain3d import OBJECTIVES, build_encoder, pretrain, pretrain_masked_cnn, pretrain_recon_contrast
 from monai_jepa.evaluation import segmentation_label_sweep
-from monai_jepa.networks import JEPASegmenter, load_pretrained_encoder
+from monai_jepa.networks import JEPASegmenter, encoder_parameter_names, load_pretrained_encoder
 from monai_jepa.utils.fileio import atomic_write_text
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "msd_task04_hippocampus"
@@ -155,12 +155,15 @@ def cmd_segment(args) -> None:
         factories["unet_scratch"] = build_unet
     counts = [int(c) for c in args.counts]
     budget = lambda n: args.ft_steps if n <= 20 else args.ft_steps_all  # noqa: E731
+    lr_scales = {"encoder.": args.encoder_lr_scale}  # the ViT's encoder in JEPASegmenter
+    if args.freeze_encoder:  # frozen-encoder protocol: the UNet's encoder path is not trained, the decoder is
+        lr_scales = dict.fromkeys(encoder_parameter_names(build_unet()), 0.0)
     records = []
     for seed in args.seeds if args.seeds else [args.seed]:
         records += segmentation_label_sweep(
             factories, pool, test, counts, num_classes=3, steps=budget, seed=seed,
             evaluate_kwargs={"class_names": CLASSES, "amp": args.amp}, batch_size=args.batch_size,
-            learning_rate=args.lr, flip_axes=(0,), amp=args.amp, lr_scales={"encoder.": args.encoder_lr_scale},
+            learning_rate=args.lr, flip_axes=(0,), amp=args.amp, lr_scales=lr_scales,
         )  # fmt: skip
         _write_segment(args, records, factories, counts, ekw)
 
@@ -173,6 +176,7 @@ def _write_segment(args, records, factories, counts, ekw) -> None:
                "batch_size": args.batch_size, "lr": args.lr, "encoders": args.encoders,
                "random_init_encoder": ekw, "counts": counts,
                "encoder_lr_scale": args.encoder_lr_scale, "unet_prefix": args.unet_prefix,
+               "freeze_encoder": args.freeze_encoder,
                "provenance": provenance()}  # fmt: skip
     atomic_write_text(OUT / f"segment_{args.tag}.json", json.dumps(payload, indent=4) + "\n")
 
@@ -348,6 +352,8 @@ def main() -> None:
     s.add_argument("--feature_size", type=int, default=16)
     s.add_argument("--amp", action="store_true")
     s.add_argument("--encoder_lr_scale", type=float, default=1.0, help="learning-rate factor of the ViT encoder")
+    s.add_argument("--freeze_encoder", action="store_true",
+                   help="frozen-encoder protocol for UNet rows: only the decoder path trains")  # fmt: skip
     args = p.parse_args()
     {
         "pretrain": cmd_pretrain,

@@ -99,10 +99,13 @@ def fine_tune_segmentation(
         log_every: print the loss every this many steps (0: never).
         lr_scales: ``{parameter-name prefix: factor}``: parameters whose name starts with a prefix train at
             ``learning_rate * factor`` (e.g. ``{"encoder.": 0.1}`` for a gentler update of a pretrained encoder; the
-            first matching prefix wins); the others at ``learning_rate``.
+            first matching prefix wins); the others at ``learning_rate``. A factor of 0 freezes the parameters
+            (``requires_grad`` is turned off, no gradient is computed for them): the frozen-encoder protocol, with
+            the names of :func:`~monai_jepa.networks.encoder_parameter_names`.
 
     Returns:
-        ``{"steps", "seconds", "final_loss" (mean of the last 10 steps), "losses" (per step), "num_labelled"}``.
+        ``{"steps", "seconds", "final_loss" (mean of the last 10 steps), "losses" (per step), "num_labelled",
+        "frozen_parameters"}``.
     """
     _check_items(train_items, "train_items")
     if steps < 1 or batch_size < 1 or num_classes < 2:
@@ -112,10 +115,17 @@ def fine_tune_segmentation(
     device = torch.device(device)
     network.to(device).train()
     groups: dict[float, list[torch.nn.Parameter]] = {}
+    frozen = 0
     for name, param in network.named_parameters():
         if param.requires_grad:
             factor = next((float(f) for k, f in (lr_scales or {}).items() if name.startswith(k)), 1.0)
-            groups.setdefault(factor, []).append(param)
+            if factor == 0.0:
+                param.requires_grad_(False)
+                frozen += param.numel()
+            else:
+                groups.setdefault(factor, []).append(param)
+    if not groups:
+        raise ValueError("lr_scales freezes every parameter of the network: nothing would train.")
     param_groups = [{"params": ps, "lr": learning_rate * f} for f, ps in groups.items()]
     optimizer = torch.optim.AdamW(param_groups, lr=learning_rate, weight_decay=weight_decay)
     warmup = max(0, min(steps - 1, int(0.05 * steps) if warmup_steps is None else int(warmup_steps)))
@@ -149,6 +159,7 @@ def fine_tune_segmentation(
         "final_loss": float(np.mean(losses[-10:])),
         "losses": losses,
         "num_labelled": len(train_items),
+        "frozen_parameters": frozen,
     }
 
 
@@ -304,7 +315,8 @@ def segmentation_label_sweep(
             train = fine_tune_segmentation(network, pool_items[:n], num_classes, n_steps, seed=seed, **train_kwargs)
             result = evaluate_segmentation(network, test_items, num_classes, **dict(evaluate_kwargs or {}))
             record = {"method": name, "num_labelled": n, "steps": n_steps, "seed": seed,
-                      "train_seconds": train["seconds"], "final_loss": train["final_loss"], **result}  # fmt: skip
+                      "train_seconds": train["seconds"], "final_loss": train["final_loss"],
+                      "frozen_parameters": train["frozen_parameters"], **result}  # fmt: skip
             records.append(record)
             if log is not None:
                 hd95 = "n/a" if record["hd95"] is None else f"{record['hd95']:.2f}"

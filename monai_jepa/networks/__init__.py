@@ -56,7 +56,12 @@ __all__ += [
     "unetr_from_jepa_vit",
 ]
 
-from monai_jepa.networks.masked_conv import MaskedConvEncoder, encoder_stages, patchify  # noqa: E402
+from monai_jepa.networks.masked_conv import (  # noqa: E402
+    MaskedConvEncoder,
+    encoder_parameter_names,
+    encoder_stages,
+    patchify,
+)
 from monai_jepa.networks.reconstruction import MaskedReconstructionModel  # noqa: E402
 
-__all__ += ["MaskedConvEncoder", "MaskedReconstructionModel", "encoder_stages", "patchify"]
+__all__ += ["MaskedConvEncoder", "MaskedReconstructionModel", "encoder_parameter_names", "encoder_stages", "patchify"]

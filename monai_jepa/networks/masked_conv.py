@@ -34,7 +34,7 @@ from monai.networks.layers import SkipConnection
 from monai.networks.nets import SegResNet, UNet
 from monai.utils import ensure_tuple_rep
 
-__all__ = ["MaskedConvEncoder", "encoder_stages", "masked_mean", "patchify"]
+__all__ = ["MaskedConvEncoder", "encoder_parameter_names", "encoder_stages", "masked_mean", "patchify"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
@@ -56,6 +56,18 @@ def encoder_stages(net: nn.Module) -> list[nn.Module]:
     if isinstance(net, SegResNet):
         return [nn.Sequential(net.convInit, net.down_layers[0]), *net.down_layers[1:]]
     raise TypeError(f"encoder_stages supports MONAI UNet and SegResNet, got {type(net).__name__}.")
+
+
+def encoder_parameter_names(net: nn.Module) -> list[str]:
+    """Names (as in ``net.named_parameters()``) of the parameters of :func:`encoder_stages`: the part that masked
+    latent pretraining trains. Freeze them for the frozen-encoder protocol, e.g.
+    ``fine_tune_segmentation(net, ..., lr_scales=dict.fromkeys(encoder_parameter_names(net), 0.0))``.
+
+    Raises:
+        TypeError: for another network type than a MONAI ``UNet`` or ``SegResNet``.
+    """
+    ids = {id(p) for stage in encoder_stages(net) for p in stage.parameters()}
+    return [name for name, p in net.named_parameters() if id(p) in ids]
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

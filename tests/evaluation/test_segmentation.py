@@ -151,3 +151,22 @@ def test_fine_tune_stops_before_the_step_on_a_non_finite_loss():
     with pytest.raises(FloatingPointError, match="non-finite segmentation loss at step 0"):
         fine_tune_segmentation(net, items, 2, steps=3, batch_size=2)
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))  # no optimiser step ran
+
+
+def test_zero_lr_factor_freezes_the_encoder_path():
+    from monai.networks.nets import UNet
+
+    from monai_jepa.networks import encoder_parameter_names
+
+    torch.manual_seed(0)
+    net = UNet(3, 1, 2, channels=(4, 8), strides=(2,), num_res_units=1)
+    items = [{"image": torch.randn(1, 8, 8, 8), "label": (torch.rand(1, 8, 8, 8) > 0.5).long()} for _ in range(2)]
+    frozen = encoder_parameter_names(net)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    out = fine_tune_segmentation(net, items, 2, steps=3, batch_size=2, lr_scales=dict.fromkeys(frozen, 0.0))
+    after = net.state_dict()
+    assert out["frozen_parameters"] == sum(p.numel() for n, p in net.named_parameters() if n in frozen) > 0
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in after if k not in frozen)
+    with pytest.raises(ValueError, match="freezes every parameter"):
+        fine_tune_segmentation(UNet(3, 1, 2, (4, 8), (2,)), items, 2, steps=1, lr_scales={"": 0.0})

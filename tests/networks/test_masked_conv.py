@@ -22,6 +22,7 @@ from monai_jepa.networks import (
     MaskedConvEncoder,
     MaskedLatentModel,
     MaskedReconstructionModel,
+    encoder_parameter_names,
     encoder_stages,
     load_pretrained_encoder,
     patchify,
@@ -196,3 +197,19 @@ def test_trainer_resume_is_exact_and_weights_load_into_the_unet(tmp_path):
     unet = load_pretrained_encoder(tmp_path / "a" / "checkpoint_00000006.pt", _unet(5), prefix="encoder.net.")
     for k, v in unet.state_dict().items():
         assert torch.equal(v, full.encoder.net.state_dict()[k]), k
+
+
+def test_encoder_parameter_names_are_the_pretrained_part():
+    """The names cover exactly the parameters that get gradients from the masked latent objective (the encoder
+    path), for a UNet and a SegResNet."""
+    for net in (_unet(), SegResNet(3, 8, 1, 2, blocks_down=(1, 1, 1))):
+        enc = MaskedConvEncoder(net, SIZE)
+        model = MaskedLatentModel(enc, JEPAPredictor(enc.grid_size, enc.embed_dim, 24, depth=1, num_heads=2))
+        ctx, tgt = _masks(enc)
+        (out,) = model(torch.randn(2, 1, *SIZE), ctx, tgt)
+        F.mse_loss(out.pred, out.targets).backward()
+        with_grad = {n for n, p in net.named_parameters() if p.grad is not None}
+        names = encoder_parameter_names(net)
+        assert names and set(names) == with_grad and len(names) < len(list(net.parameters()))
+    with pytest.raises(TypeError, match="UNet and SegResNet"):
+        encoder_parameter_names(torch.nn.Linear(2, 2))
