@@ -26,7 +26,7 @@ from monai.utils import IgniteInfo, min_version, optional_import
 
 from monai_jepa.engines.rng import capture_rng_state, restore_rng_state
 from monai_jepa.utils.dist import get_rank
-from monai_jepa.utils.fileio import atomic_torch_save, atomic_write_text
+from monai_jepa.utils.fileio import CheckpointReadError, atomic_torch_save, atomic_write_text, load_checkpoint_file
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -54,17 +54,30 @@ def unwrap_network(network: torch.nn.Module) -> torch.nn.Module:
 def latest_checkpoint(save_dir: str | os.PathLike, file_prefix: str = "checkpoint") -> Path | None:
     """The checkpoint named by the ``{file_prefix}_latest.txt`` pointer in ``save_dir``, or None without pointer.
 
+    The pointer may only name a checkpoint file of ``save_dir`` itself (``{file_prefix}_<iteration>.pt``): a path, a
+    ``..`` or a link out of the folder is refused.
+
     Raises:
         FileNotFoundError: when the pointer names a file that does not exist.
+        ValueError: when the pointer names anything but a checkpoint file of ``save_dir``.
     """
     pointer = Path(save_dir) / f"{file_prefix}_latest.txt"
     if not pointer.is_file():
         return None
     name = pointer.read_text().strip()
     path = Path(save_dir) / name
-    if not name or not path.is_file():
+    if not _checkpoint_name(file_prefix).fullmatch(name) or path.is_symlink():
+        raise ValueError(
+            f"the pointer '{pointer}' names '{name}', which is not a checkpoint file of that folder (expected "
+            f"'{file_prefix}_<iteration>.pt', no path, no link)."
+        )
+    if not path.is_file():
         raise FileNotFoundError(f"the pointer '{pointer}' names checkpoint '{name}', which does not exist.")
     return path
+
+
+def _checkpoint_name(file_prefix: str) -> re.Pattern:
+    return re.compile(rf"{re.escape(file_prefix)}_(\d+)\.pt")
 
 
 class JEPACheckpointer:
@@ -213,21 +226,18 @@ class JEPACheckpointer:
 
         Raises:
             FileNotFoundError: when ``path`` does not exist.
-            RuntimeError: when the file cannot be read (corrupt, truncated, not a checkpoint) or lacks an entry.
+            CheckpointReadError: when the file cannot be read (empty, corrupt, truncated, not a checkpoint) or lacks
+                an entry; nothing has been restored then.
+            RuntimeError: when the saved state does not fit the engine's objects (another network, say).
         """
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint file '{path}' does not exist.")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise RuntimeError(f"checkpoint file '{path}' could not be read (corrupt or incomplete?): {e}") from e
+        ckpt = load_checkpoint_file(path)
         if not isinstance(ckpt, Mapping) or "engine" not in ckpt or "rng" not in ckpt:
-            raise RuntimeError(f"'{path}' is not a JEPACheckpointer checkpoint (no 'engine' / 'rng' entries).")
+            raise CheckpointReadError(f"'{path}' is not a JEPACheckpointer checkpoint (no 'engine' / 'rng' entries).")
         objects = self._objects(engine)
         missing = [k for k in objects if k not in ckpt]
         if missing:
-            raise RuntimeError(f"checkpoint file '{path}' has no entries {missing}; it holds {sorted(ckpt)}.")
+            raise CheckpointReadError(f"checkpoint file '{path}' has no entries {missing}; it holds {sorted(ckpt)}.")
         try:
             for key, obj in objects.items():
                 obj.load_state_dict(ckpt[key])
@@ -263,35 +273,86 @@ class JEPACheckpointer:
         gens = list(getattr(engine, "rng_generators", [])) + self.generators
         return list({id(g): g for g in gens}.values())
 
-    def _resolve_resume(self) -> Path | None:
+    def _resume(self, engine: Engine) -> None:
+        """Load ``resume_from``. With ``"latest"`` / ``"auto"``, a newest checkpoint that is missing or unreadable is
+        skipped with a warning for the next older readable one in the folder (an error when none is)."""
         if self.resume_from is None:
-            return None
-        if str(self.resume_from) in ("latest", "auto"):
-            path = latest_checkpoint(self.save_dir, self.file_prefix)
-            if path is None and str(self.resume_from) == "latest":
+            return
+        if str(self.resume_from) not in ("latest", "auto"):
+            self.load(engine, self.resume_from)
+            return
+        if not self.pointer_file.is_file():
+            if str(self.resume_from) == "latest":
                 raise FileNotFoundError(
                     f"resume_from='latest' but there is no pointer file '{self.pointer_file}'; use resume_from='auto' "
                     "to start fresh when no checkpoint exists."
                 )
-            return path
-        return Path(self.resume_from)
+            return
+        pattern = _checkpoint_name(self.file_prefix)
+        older = sorted(
+            (p for p in self.save_dir.iterdir() if pattern.fullmatch(p.name) and not p.is_symlink()),
+            key=lambda p: int(pattern.fullmatch(p.name).group(1)),  # type: ignore[union-attr]
+            reverse=True,
+        )
+        first: Exception | None = None
+        try:
+            candidates = [latest_checkpoint(self.save_dir, self.file_prefix)]
+        except FileNotFoundError as e:
+            first, candidates = e, []
+        for path in candidates + [p for p in older if p not in candidates]:
+            try:
+                self.load(engine, path)  # type: ignore[arg-type]
+            except CheckpointReadError as e:
+                first = first or e
+                self.logger.warning(f"skipping checkpoint '{path}': {e}")
+                continue
+            if first is not None:
+                self.logger.warning(
+                    f"resumed from the older checkpoint '{path}' because the newest is unusable: {first}"
+                )
+            return
+        if first is not None:
+            raise first
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete the temporary files of checkpoint writes whose process no longer runs (a write killed mid-way)."""
+        if get_rank() != 0 or not self.save_dir.is_dir():
+            return
+        pattern = re.compile(rf"\.{re.escape(self.file_prefix)}_(\d+\.pt|latest\.txt)\.(\d+)\.[0-9a-f]{{8}}\.tmp")
+        for p in self.save_dir.iterdir():
+            m = pattern.fullmatch(p.name)
+            if m and not _process_alive(int(m.group(2))):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                    self.logger.warning(f"removed '{p}', the temporary file of an interrupted checkpoint write.")
 
     def _on_started(self, engine: Engine) -> None:
         if not self._started:  # resume only at the first run(); later run() calls continue in memory
             self._started = True
-            path = self._resolve_resume()
-            if path is not None:
-                self.load(engine, path)
+            self._remove_stale_temporaries()
+            self._resume(engine)
             if self.save_interval:  # registered now, so it runs after the handlers attached before the run
                 engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.save_interval), self.save)
 
     def _prune(self, keep: Path) -> None:
         if self.n_saved is None:
             return
-        pattern = re.compile(rf"{re.escape(self.file_prefix)}_(\d+)\.pt")
+        pattern = _checkpoint_name(self.file_prefix)
         files = sorted(
             (int(m.group(1)), p) for p in self.save_dir.iterdir() if (m := pattern.fullmatch(p.name)) and p != keep
         )
         for _, p in files[: max(0, len(files) - (self.n_saved - 1))]:
             with contextlib.suppress(OSError):
                 p.unlink()
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to another user
+        return True
+    return True

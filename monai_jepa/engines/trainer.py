@@ -359,12 +359,13 @@ class LeJEPATrainer(SupervisedTrainer):
         self.health_interval = health_interval
         self.reseed_every_epoch = reseed_every_epoch
         self.state.seed = int(torch.randint(0, 2**31 - 1, (1,)).item()) if seed is None else int(seed)
-        if "seed" not in self.state_dict_user_keys:
-            self.state_dict_user_keys.append("seed")
+        for key in ("seed", "health"):
+            if key not in self.state_dict_user_keys:
+                self.state_dict_user_keys.append(key)
         self._data = _ResumableData(self)
         self._skip_batches = 0
         self._pending_rng: tuple[Mapping[str, Any], Sequence[Any]] | None = None
-        self._health: tuple[float, float] | None = None
+        self.state.health = None  # (embedding_std, effective_rank) of the last health check, checkpointed
         self._memory_format_set = False
         self._run_start = time.monotonic()
         self.add_event_handler(Events.STARTED, self._on_started)
@@ -399,7 +400,8 @@ class LeJEPATrainer(SupervisedTrainer):
             restore_rng_state(state, generators)
 
     def load_state_dict(self, state_dict: Mapping) -> None:
-        """Restore the progress saved by :meth:`state_dict` (``iteration``, ``epoch_length``, ``seed``).
+        """Restore the progress saved by :meth:`state_dict` (``iteration``, ``epoch_length``, ``seed`` and the last
+        embedding-health values, so that a resumed run reports what the uninterrupted run would).
 
         ``max_epochs`` keeps its current value, so a resumed run may be given more epochs than the original.
 
@@ -418,6 +420,8 @@ class LeJEPATrainer(SupervisedTrainer):
         self.state.epoch = self.state.iteration // self.state.epoch_length if self.state.epoch_length else 0
         if "seed" in state_dict:
             self.state.seed = int(state_dict["seed"])
+        health = state_dict.get("health")
+        self.state.health = None if health is None else (float(health[0]), float(health[1]))
 
     def _on_started(self, _: Engine) -> None:
         self._run_start = time.monotonic()
@@ -504,7 +508,7 @@ class LeJEPATrainer(SupervisedTrainer):
         grads = [(p, None if p.grad is None else p.grad.detach().clone()) for p in params.values()]
         generators = self.rng_generators
         rng = capture_rng_state(generators)
-        health, output = self._health, self.state.output
+        health, output = self.state.health, self.state.output
 
         def step(settings: Mapping[str, Any]) -> None:
             self._apply_step_settings(settings)
@@ -533,7 +537,7 @@ class LeJEPATrainer(SupervisedTrainer):
             for p, g in grads:
                 p.grad = g
             restore_rng_state(rng, generators)
-            self._health, self.state.output = health, output
+            self.state.health, self.state.output = health, output
         self.scaler = self._make_scaler()
         result["source"] = "probe"
         self.state.step_settings = result
@@ -701,15 +705,15 @@ class LeJEPATrainer(SupervisedTrainer):
                 self.optimizer.step()
             self._after_optimizer_step()
 
-        if self._health is None or (self.state.iteration - 1) % self.health_interval == 0:
+        if self.state.health is None or (self.state.iteration - 1) % self.health_interval == 0:
             z0 = health_embedding(outputs).detach().float()
             nan = float("nan")
-            self._health = (embedding_std(z0), effective_rank(z0)) if z0.shape[0] > 1 else (nan, nan)
+            self.state.health = (embedding_std(z0), effective_rank(z0)) if z0.shape[0] > 1 else (nan, nan)
         self.state.output = {
             **values,
             "lr": float(self.optimizer.param_groups[0]["lr"]),
-            "embedding_std": self._health[0],
-            "effective_rank": self._health[1],
+            "embedding_std": self.state.health[0],
+            "effective_rank": self.state.health[1],
         }
         self.fire_event(IterationEvents.MODEL_COMPLETED)
         return self.state.output

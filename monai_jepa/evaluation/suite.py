@@ -40,6 +40,7 @@ from monai_jepa.evaluation.protocols import (
     summarize_runs,
 )
 from monai_jepa.evaluation.report import run_provenance, write_report
+from monai_jepa.utils.fileio import load_checkpoint_file
 
 __all__ = ["DEFAULT_PROTOCOLS", "EvaluationSuite", "load_checkpoint_state", "reinit_factory"]
 
@@ -68,12 +69,7 @@ def load_checkpoint_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         if found is None:
             raise FileNotFoundError(f"checkpoint folder '{path}' has no 'checkpoint_latest.txt' pointer.")
         path = found
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file '{path}' does not exist.")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"checkpoint file '{path}' could not be read with torch.load(weights_only=True): {e}") from e
+    obj = load_checkpoint_file(path)
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
         obj = obj["model"]
     if (

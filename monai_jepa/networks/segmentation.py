@@ -30,6 +30,7 @@ from monai.networks.utils import copy_model_state
 from torch.utils.checkpoint import checkpoint
 
 from monai_jepa.networks.vit import JEPAViT
+from monai_jepa.utils.fileio import load_checkpoint_file
 
 __all__ = [
     "JEPASegmenter",
@@ -354,12 +355,7 @@ def load_pretrained_encoder(
         >>> seg = JEPASegmenter(vit, out_channels=2)
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained checkpoint '{path}' does not exist.")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise RuntimeError(f"pretrained checkpoint '{path}' could not be read: {e}") from e
+    ckpt = load_checkpoint_file(path, "pretrained checkpoint")
     state = ckpt.get("model", ckpt) if isinstance(ckpt, Mapping) else None
     if not isinstance(state, Mapping):
         raise RuntimeError(f"'{path}' holds no state dict (expected a dict, or a checkpoint with a 'model' entry).")

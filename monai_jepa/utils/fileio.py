@@ -21,7 +21,15 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ["atomic_torch_save", "atomic_write", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
+__all__ = [
+    "CheckpointReadError",
+    "atomic_torch_save",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "fsync_dir",
+    "load_checkpoint_file",
+]
 
 
 def fsync_dir(folder: str | os.PathLike) -> None:
@@ -109,3 +117,36 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
         ``path`` as a ``Path``.
     """
     return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+class CheckpointReadError(RuntimeError, ValueError):
+    """A checkpoint file that exists but cannot be read (empty, truncated, corrupt, not a PyTorch file, or refused by
+    ``weights_only=True``); the message names the file, its size and the reason."""
+
+
+def load_checkpoint_file(path: str | os.PathLike, what: str = "checkpoint file") -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)`` with errors that name the file and the reason.
+
+    Args:
+        path: the file.
+        what: how the file is named in the errors (e.g. ``"pretrained checkpoint"``).
+
+    Raises:
+        FileNotFoundError: when ``path`` is not a file.
+        CheckpointReadError: when the file is empty or cannot be unpickled with ``weights_only=True`` (no code in a
+            checkpoint is ever run).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} '{path}' does not exist.")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointReadError(f"{what} '{path}' is empty (0 bytes): an interrupted copy or write?")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        reason = f"{type(e).__name__}: {e}".strip().rstrip(":")
+        raise CheckpointReadError(
+            f"{what} '{path}' could not be read with torch.load(weights_only=True) ({size} bytes: truncated, corrupt "
+            f"or not a PyTorch checkpoint?): {reason}"
+        ) from e

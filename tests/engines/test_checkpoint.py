@@ -49,7 +49,16 @@ def _loader(monai_data: bool = False, num_workers: int = 0) -> DataLoader:
     return MonaiDataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=num_workers)
 
 
-def _setup(save_dir, init_seed=0, seed=11, accumulation_steps=1, monai_data=False, num_workers=0, **ck_kwargs):
+def _setup(
+    save_dir,
+    init_seed=0,
+    seed=11,
+    accumulation_steps=1,
+    monai_data=False,
+    num_workers=0,
+    health_interval=1,
+    **ck_kwargs,
+):
     """A tiny but complete pretraining run: BN + dropout network, LeJEPA loss, views from a seeded generator,
     shuffled loader with data-side randomness, per-iteration warmup-cosine schedule, checkpointer."""
     torch.manual_seed(init_seed)  # a different value scrambles every global RNG and the initial weights
@@ -75,7 +84,7 @@ def _setup(save_dir, init_seed=0, seed=11, accumulation_steps=1, monai_data=Fals
         views_fn=BatchMultiView(num_global=2, num_local=2, global_size=8, local_size=6, seed=7),
         accumulation_steps=accumulation_steps,
         seed=seed,
-        health_interval=1,
+        health_interval=health_interval,
         train_handlers=[LrScheduleHandler(sched, print_lr=False, epoch_level=False), ck],
     )
     outputs = {}
@@ -218,3 +227,75 @@ def test_invalid_arguments(tmp_path):
         JEPACheckpointer(tmp_path, save_dict={"rng": torch.nn.Linear(1, 1)})
     with pytest.raises(ValueError, match="state_dict"):
         JEPACheckpointer(tmp_path, save_dict={"x": 3})
+
+
+def test_resume_reports_the_health_values_of_the_uninterrupted_run(tmp_path):
+    """With health_interval > 1 the embedding-health outputs between two checks repeat the last check; a run resumed
+    between two checks reports the same values as the uninterrupted run (the values are checkpointed)."""
+    reference, _, ref_out = _setup(tmp_path / "ref", save_interval=None, health_interval=4)
+    reference.run()
+    run, ck, _ = _setup(tmp_path / "run", save_interval=6, n_saved=None, health_interval=4)
+    run.add_event_handler(Events.ITERATION_COMPLETED(once=6), lambda e: e.terminate())
+    run.run()
+    resumed, _, res_out = _setup(tmp_path / "run", save_interval=None, resume_from="latest", health_interval=4)
+    resumed.run()
+    assert sorted(res_out) == list(range(7, 16)) and all(res_out[i] == ref_out[i] for i in res_out)
+    assert res_out[7]["effective_rank"] == ref_out[5]["effective_rank"]  # iteration 7 repeats the check of 5
+
+
+def test_pointer_is_confined_to_the_folder(tmp_path):
+    trainer, ck, _ = _setup(tmp_path / "run", save_interval=None)
+    trainer.run()
+    outside = tmp_path / "checkpoint_00000099.pt"
+    outside.write_bytes((tmp_path / "run" / "checkpoint_00000015.pt").read_bytes())
+    for name in ("../checkpoint_00000099.pt", str(outside), "model.pt"):
+        ck.pointer_file.write_text(name + "\n")
+        with pytest.raises(ValueError, match="not a checkpoint file of that folder"):
+            latest_checkpoint(ck.save_dir)
+    (tmp_path / "run" / "checkpoint_00000020.pt").symlink_to(outside)
+    ck.pointer_file.write_text("checkpoint_00000020.pt\n")
+    with pytest.raises(ValueError, match="no link"):
+        latest_checkpoint(ck.save_dir)
+
+
+@pytest.mark.parametrize("damage", ["zero-bytes", "truncated", "garbage", "missing"])
+def test_resume_falls_back_to_the_newest_good_checkpoint(tmp_path, damage, caplog):
+    reference, _, ref_out = _setup(tmp_path / "ref", save_interval=None)
+    reference.run()
+    run, ck, _ = _setup(tmp_path / "run", save_interval=5, n_saved=None)
+    run.add_event_handler(Events.ITERATION_COMPLETED(once=12), lambda e: e.terminate())
+    run.run()  # checkpoints at 5, 10 and 12 (final); the pointer names 12
+    newest = ck.checkpoint_path(12)
+    if damage == "missing":
+        newest.unlink()
+    else:
+        data = newest.read_bytes()
+        newest.write_bytes({"zero-bytes": b"", "truncated": data[: len(data) // 2], "garbage": b"\x80\x02junk"}[damage])
+    resumed, _, res_out = _setup(tmp_path / "run", save_interval=None, resume_from="auto")
+    with caplog.at_level("WARNING"):
+        resumed.run()
+    assert sorted(res_out) == list(range(11, 16)) and all(res_out[i] == ref_out[i] for i in res_out)
+    assert "checkpoint_00000010.pt" in caplog.text and "checkpoint_00000012.pt" in caplog.text
+    if damage == "zero-bytes":
+        assert "is empty (0 bytes)" in caplog.text
+    # every checkpoint unusable: the first error is raised, naming the newest file
+    for p in ck.save_dir.glob("checkpoint_0*.pt"):
+        p.write_bytes(b"")
+    again, _, _ = _setup(tmp_path / "run", save_interval=None, resume_from="latest")
+    with pytest.raises((RuntimeError, FileNotFoundError), match="checkpoint_00000012.pt|checkpoint_00000015.pt"):
+        again.run()
+
+
+def test_stale_temporary_files_are_removed_at_start(tmp_path, caplog):
+    tmp_path.mkdir(exist_ok=True)
+    stale = tmp_path / ".checkpoint_00000005.pt.999999999.0123abcd.tmp"  # no such process
+    stale.write_bytes(b"half a checkpoint")
+    live = tmp_path / f".checkpoint_00000006.pt.{os.getpid()}.0123abcd.tmp"  # a write in progress here
+    live.write_bytes(b"being written")
+    other = tmp_path / "notes.tmp"
+    other.write_text("user file")
+    trainer, _, _ = _setup(tmp_path, save_interval=None)
+    with caplog.at_level("WARNING"):
+        trainer.run()
+    assert not stale.exists() and live.exists() and other.exists()
+    assert "interrupted checkpoint write" in caplog.text

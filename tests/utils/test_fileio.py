@@ -80,3 +80,20 @@ def test_missing_folder_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
         atomic_write_bytes(tmp_path / "missing" / "x.bin", b"x")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_load_checkpoint_file_names_the_file_and_the_reason(tmp_path):
+    from monai_jepa.utils.fileio import CheckpointReadError, load_checkpoint_file
+
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.ones(2)}, good)
+    assert torch.equal(load_checkpoint_file(good)["w"], torch.ones(2))
+    with pytest.raises(FileNotFoundError, match="pretrained checkpoint '.*missing.pt' does not exist"):
+        load_checkpoint_file(tmp_path / "missing.pt", "pretrained checkpoint")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointReadError, match=r"'.*empty.pt' is empty \(0 bytes\)"):
+        load_checkpoint_file(tmp_path / "empty.pt")
+    (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:40])
+    with pytest.raises(CheckpointReadError, match=r"'.*cut.pt' could not be read .*\(40 bytes: .*\): \w+"):
+        load_checkpoint_file(tmp_path / "cut.pt")
+    assert issubclass(CheckpointReadError, RuntimeError) and issubclass(CheckpointReadError, ValueError)
