@@ -121,6 +121,8 @@ def anonymize(
     report_csv: str | None = None,
     skip_bad: bool = False,
     overwrite: bool = False,
+    keep_names: bool = False,
+    mapping_csv: str | None = None,
 ) -> None:
     """De-identify a DICOM file or folder (DICOM PS3.15 basic profile) into DST; SRC is never modified.
 
@@ -130,7 +132,8 @@ def anonymize(
     private tags are removed, dates are emptied or shifted. Files that declare burned-in annotations are refused.
 
     Args:
-        src: a DICOM file or a folder (searched recursively; the tree is mirrored into DST).
+        src: a DICOM file or a folder (searched recursively). Outputs are named from the de-identified identifiers
+            only: DST/<patient pseudonym>/<study UID>/<series UID>/<instance UID>.dcm.
         dst: the output file or folder (must not lie inside SRC).
         date_shift_days: shift dates by this many days, or "auto" (a per-patient offset from the salt);
             default: remove dates as the profile says.
@@ -142,6 +145,8 @@ def anonymize(
         report_csv: write what was changed (tag, action, per file; never the original values) to this CSV.
         skip_bad: skip unreadable or refused files (listed in the summary) instead of stopping.
         overwrite: replace existing outputs.
+        keep_names: mirror SRC's folder and file names into DST instead (they may hold names, IDs or dates).
+        mapping_csv: write the SRC -> DST file mapping to this CSV (it holds the original names: keep it private).
     """
     from monai_jepa.apps.deid import anonymize as _anonymize
 
@@ -163,6 +168,8 @@ def anonymize(
         report_csv=None if report_csv is None else _path(report_csv),
         skip_bad=skip_bad,
         overwrite=overwrite,
+        keep_names=keep_names,
+        mapping_csv=None if mapping_csv is None else _path(mapping_csv),
     )
     print(f"de-identified {len(summary['written'])} file(s) into {_path(dst)}; skipped {len(summary['skipped'])}")
     for item in summary["skipped"]:
@@ -171,6 +178,8 @@ def anonymize(
         print(f"  warning: {warning}")
     if summary.get("report_csv"):
         print(f"report: {summary['report_csv']} ({summary['num_changes']} change(s))")
+    if summary.get("mapping_csv"):
+        print(f"name mapping (holds the original names, keep it private): {summary['mapping_csv']}")
 
 
 def check(

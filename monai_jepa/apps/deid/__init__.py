@@ -25,7 +25,7 @@ Example::
     summary = anonymize("raw/", "anon/", salt="secret", date_shift_days="auto", report_csv="anon_report.csv")
 """
 
-from .anonymizer import BURNED_IN_MODALITIES, anonymize, anonymize_dataset
+from .anonymizer import BURNED_IN_MODALITIES, anonymize, anonymize_dataset, pseudonymized_path
 from .context import AUTO_SHIFT_RANGE, DateShift, DeidContext
 from .profile import (
     ACTIONS,
@@ -40,7 +40,7 @@ from .profile import (
 )
 from .reader import DICOM_SUFFIXES, check_complete, looks_like_dicom, read_dicom
 from .report import CHANGE_ACTIONS, REPORT_COLUMNS, DeidChange, report_rows
-from .writer import save_dataset, write_dicom, write_report_csv
+from .writer import save_dataset, write_dicom, write_mapping_csv, write_report_csv
 
 __all__ = [
     "ACTIONS",
@@ -60,6 +60,7 @@ __all__ = [
     "REPORT_COLUMNS",
     "anonymize",
     "anonymize_dataset",
+    "pseudonymized_path",
     "check_complete",
     "load_profile_table",
     "looks_like_dicom",
@@ -68,5 +69,6 @@ __all__ = [
     "resolve_action",
     "save_dataset",
     "write_dicom",
+    "write_mapping_csv",
     "write_report_csv",
 ]

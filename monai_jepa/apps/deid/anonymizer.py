@@ -14,7 +14,8 @@ Confidentiality Profile (:mod:`monai_jepa.apps.deid.profile`).
 Besides the profile's table, every private attribute (odd group) is removed unless listed in ``keep_private_tags``,
 repeating overlay (60xx) and curve (50xx) groups are removed as a whole, Patient ID and Patient's Name become a
 keyed-hash pseudonym of the original patient, and, with ``date_shift_days``, DA / DT values are shifted by a
-per-patient offset (times are kept) instead of being emptied or removed. Pixel data and the transfer syntax are never
+per-patient offset (times are kept) instead of being emptied or removed; without it, DA / DT attributes that the
+table does not list are emptied too. Pixel data and the transfer syntax are never
 touched, so burned-in annotations are refused (:class:`~monai_jepa.data.errors.BurnedInAnnotationError`) unless
 explicitly allowed.
 
@@ -28,6 +29,9 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import re
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,14 +45,14 @@ from .context import DateShift, DeidContext
 from .profile import BASIC_PROFILE, NESTED_ACTIONS, TOP_LEVEL_ACTIONS
 from .reader import looks_like_dicom, read_dicom
 from .report import DeidChange, report_rows, tag_str
-from .writer import write_dicom, write_report_csv
+from .writer import write_dicom, write_mapping_csv, write_report_csv
 
 if TYPE_CHECKING:
     from pydicom.dataelem import DataElement
 Dataset, _ = optional_import("pydicom.dataset", name="Dataset")
 keyword_for_tag, _ = optional_import("pydicom.datadict", name="keyword_for_tag")
 
-__all__ = ["BURNED_IN_MODALITIES", "anonymize_dataset", "anonymize"]
+__all__ = ["BURNED_IN_MODALITIES", "anonymize_dataset", "anonymize", "pseudonymized_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +157,11 @@ class _Walker:
                     continue
                 if vr == "TM" and entry is not None:
                     continue  # times are kept when dates are shifted
+            if entry is None and vr in ("DA", "DT") and not is_meta:
+                if _values(elem):  # a date the table does not list (Date of Last Calibration, ...): emptied too
+                    elem.value = elem.empty_value
+                    self.record(tag, keyword, "empty", path)
+                continue
             if entry is None:
                 self._recurse(elem, path)
                 continue
@@ -319,13 +328,13 @@ def _is_within(path: Path, folder: Path) -> bool:
         return False
 
 
-def _plan(src: Path, dst: Path) -> tuple[list[tuple[Path, Path, str]], list[dict[str, str]]]:
-    """Pair each input file with its output path (and its report name); list the non-DICOM files skipped."""
+def _plan(src: Path, dst: Path) -> tuple[list[tuple[Path, str]], list[dict[str, str]]]:
+    """List each input file with its path relative to ``src`` (a file: its name); list the non-DICOM files
+    skipped."""
     if src.is_file():
-        out = dst / src.name if dst.is_dir() else dst
-        if out.resolve() == src.resolve():
+        if dst.resolve() == src.resolve() or (dst.is_dir() and (dst / src.name).resolve() == src.resolve()):
             raise ValueError(f"dst must differ from src, got the same file {src}.")
-        return [(src, out, out.name)], []
+        return [(src, src.name)], []
     if dst.exists() and not dst.is_dir():
         raise ValueError(f"dst must be a folder when src is a folder, got the file {dst}.")
     if _is_within(dst, src):
@@ -335,13 +344,42 @@ def _plan(src: Path, dst: Path) -> tuple[list[tuple[Path, Path, str]], list[dict
         if not path.is_file() or any(part.startswith(".") for part in path.relative_to(src).parts):
             continue
         if looks_like_dicom(path):
-            rel = path.relative_to(src)
-            if _is_within(dst / rel, src):
-                raise ValueError(f"dst {dst} would place output {dst / rel} inside src {src}.")
-            pairs.append((path, dst / rel, rel.as_posix()))
+            pairs.append((path, path.relative_to(src).as_posix()))
         else:
             skipped.append({"file": str(path), "reason": "not a DICOM file (no .dcm suffix, no DICM preamble)"})
     return pairs, skipped
+
+
+def _safe(value: Any, default: str) -> str:
+    text = re.sub(r"[^A-Za-z0-9._-]", "_", str(value or "").strip())
+    return text if text.strip("._") else default
+
+
+def pseudonymized_path(ds: Dataset) -> str:
+    """The output path of a de-identified dataset, from its de-identified identifiers only:
+    ``<PatientID pseudonym>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm`` (``unknown...`` parts where
+    an attribute is absent)."""
+    parts = [_safe(ds.get(k), f"unknown_{k[:-3].lower() if k.endswith('UID') else k.lower()}")
+             for k in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")]  # fmt: skip
+    return "/".join(parts + [_safe(ds.get("SOPInstanceUID"), "unknown_instance") + ".dcm"])
+
+
+def _unique(rel: str, taken: set[str]) -> str:
+    stem, suffix = rel.rsplit(".", 1) if "." in rel.rsplit("/", 1)[-1] else (rel, "")
+    candidate, k = rel, 2
+    while candidate in taken:  # e.g. two inputs with the same SOP Instance UID
+        candidate, k = f"{stem}_{k}" + (f".{suffix}" if suffix else ""), k + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _final_path(dst: Path, rel: str, single: bool) -> Path:
+    """Where ``rel`` lands; refuses a path that a symbolic link would lead out of ``dst``."""
+    out = dst if single and not dst.is_dir() else dst / rel
+    root = out.parent if single and not dst.is_dir() else dst
+    if not _is_within(out.parent, root) or out.is_symlink():
+        raise ValueError(f"output {out} would be written outside {root} (through a symbolic link); refused.")
+    return out
 
 
 def anonymize(
@@ -356,17 +394,26 @@ def anonymize(
     report_csv: str | os.PathLike | None = None,
     skip_bad: bool = False,
     overwrite: bool = False,
+    keep_names: bool = False,
+    mapping_csv: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """De-identify a DICOM file or a folder of DICOM files (recursively) into ``dst``.
 
-    A folder is mirrored: ``src/a/b.dcm`` becomes ``dst/a/b.dcm``; files that are neither ``.dcm`` / ``.dicom`` /
-    ``.dic`` / ``.ima`` nor carry the ``DICM`` preamble are skipped, hidden files ignored. One :class:`DeidContext`
-    serves the whole run, so UIDs, pseudonyms and date offsets are consistent across files and studies stay linked.
-    Each output is written to a temporary file and moved into place, so an output is either complete or absent.
+    Output names come from the de-identified identifiers only (:func:`pseudonymized_path`:
+    ``<patient pseudonym>/<study UID>/<series UID>/<instance UID>.dcm``), so no folder or file name of the input
+    (often a patient name, an accession number or a study date) reaches the output; ``keep_names=True`` mirrors the
+    input tree instead (``src/a/b.dcm`` -> ``dst/a/b.dcm``). A single input file written to a file path keeps that
+    path. Files that are neither ``.dcm`` / ``.dicom`` / ``.dic`` / ``.ima`` nor carry the ``DICM`` preamble are
+    skipped, hidden files ignored. The 128-byte preamble of every output is zeroed. One :class:`DeidContext` serves
+    the whole run, so UIDs, pseudonyms and date offsets are consistent across files and studies stay linked.
+
+    Nothing is written unless the whole run succeeds: outputs go to a temporary folder beside ``dst`` and are moved
+    into place at the end (a failure removes that folder); no output may be written through a symbolic link out of
+    ``dst``. Files get the mode of the user's umask.
 
     Args:
         src: a DICOM file or a folder; never written to.
-        dst: the output file or folder (an existing folder receives ``src``'s file name when ``src`` is a file); must
+        dst: the output file or folder (an existing folder receives the output name when ``src`` is a file); must
             not lie inside ``src``.
         date_shift_days: ``None`` (dates removed or emptied as the profile says), an int number of days, or ``"auto"``
             (a per-patient offset in [-3652, -365] days derived from the salt); see :class:`DeidContext`.
@@ -376,17 +423,24 @@ def anonymize(
         salt: secret for the UID / pseudonym / offset hashes; the same salt reproduces the same output. ``None`` draws
             a random one.
         report_csv: where to write the CSV report (columns ``file, tag, keyword, action, path``: one row per changed
-            attribute, ``file`` relative to ``dst``; never an original value); ``None`` writes no report.
+            attribute, ``file`` relative to ``dst``; never an original value or name); ``None`` writes no report.
         skip_bad: skip unreadable or truncated files, and refused burned-in files, recording why, instead of raising.
-        overwrite: replace existing outputs (and report); otherwise any existing one raises before anything is written.
+        overwrite: replace existing outputs (and reports); otherwise any existing one raises before anything is moved
+            into place.
+        keep_names: mirror the input's folder and file names (they may hold identifiers) instead of pseudonymised
+            names.
+        mapping_csv: where to write the input -> output name mapping (columns ``source, output``). It holds the
+            original names: keep it with the salt, away from the de-identified data. ``None`` writes none.
 
     Returns:
-        A summary dict: ``"written"`` (output paths), ``"skipped"`` (``{"file", "reason"}`` dicts), ``"warnings"``
-        (e.g. ultrasound without Burned In Annotation), ``"report_csv"`` (its path or ``None``) and ``"num_changes"``.
+        A summary dict: ``"written"`` (output paths), ``"sources"`` (the input path of each output, in the same
+        order: keep it private like ``mapping_csv``), ``"skipped"`` (``{"file", "reason"}`` dicts), ``"warnings"``
+        (e.g. ultrasound without Burned In Annotation), ``"report_csv"`` / ``"mapping_csv"`` (paths or ``None``) and
+        ``"num_changes"``.
 
     Raises:
         MissingFileError: ``src`` does not exist.
-        ValueError: bad options, or ``dst`` inside ``src``.
+        ValueError: bad options, ``dst`` inside ``src``, or an output path through a link out of ``dst``.
         FileExistsError: an output exists and ``overwrite`` is False.
         UnreadableFileError: a file is corrupt or truncated (unless ``skip_bad``); it names the file.
         BurnedInAnnotationError: a file declares burned-in annotations (unless ``allow_burned_in`` or ``skip_bad``).
@@ -408,43 +462,64 @@ def anonymize(
         allow_burned_in=allow_burned_in,
     )
     pairs, skipped = _plan(src_path, dst_path)
-    report_path = None if report_csv is None else Path(report_csv)
-    if report_path is not None and src_path.is_dir() and _is_within(report_path, src_path):
-        raise ValueError(f"report_csv must not lie inside src, got {report_path}.")
-    if not overwrite:
-        for existing in [out for _, out, _ in pairs] + ([report_path] if report_path is not None else []):
-            if existing.exists():
-                raise FileExistsError(f"{existing} exists; pass overwrite=True to replace it.")
-
-    written: list[str] = []
-    rows: list[tuple[str, str, str, str, str]] = []
-    for path, out, rel in pairs:
-        try:
-            ds = read_dicom(path)
+    extra = {"report_csv": report_csv, "mapping_csv": mapping_csv}
+    for key, value in extra.items():
+        if value is not None and src_path.is_dir() and _is_within(Path(value), src_path):
+            raise ValueError(f"{key} must not lie inside src, got {value}.")
+        if value is not None and not overwrite and Path(value).exists():
+            raise FileExistsError(f"{value} exists; pass overwrite=True to replace it.")
+    single = src_path.is_file()
+    # the outputs are written beside their final folder (same file system: os.replace moves them into place)
+    staging_parent = (dst_path.parent if single and not dst_path.is_dir() else dst_path).resolve().parent
+    staging_parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".deid-partial-", dir=staging_parent))
+    try:
+        done, rows, taken = [], [], set()
+        for path, rel in pairs:
             try:
-                changes = anonymize_dataset(ds, ctx)
-            except DataError:
-                raise
-            except Exception as err:
-                # the message names the error type only: pydicom's messages may quote original values
-                raise UnreadableFileError(f"{path} could not be de-identified ({type(err).__name__}).", path) from err
-        except (UnreadableFileError, BurnedInAnnotationError) as err:
-            if not skip_bad:
-                raise
-            skipped.append({"file": str(path), "reason": str(err)})
-            logger.warning("skipped %s", err)
-            continue
-        write_dicom(ds, out)
-        written.append(str(out))
-        rows.extend(report_rows(rel, changes))
-
-    if report_path is not None:
-        write_report_csv(report_path, rows)
+                ds = read_dicom(path)
+                try:
+                    changes = anonymize_dataset(ds, ctx)
+                except DataError:
+                    raise
+                except Exception as err:
+                    # the message names the error type only: pydicom's messages may quote original values
+                    raise UnreadableFileError(
+                        f"{path} could not be de-identified ({type(err).__name__}).", path
+                    ) from err
+            except (UnreadableFileError, BurnedInAnnotationError) as err:
+                if not skip_bad:
+                    raise
+                skipped.append({"file": str(path), "reason": str(err)})
+                logger.warning("skipped %s", err)
+                continue
+            ds.preamble = b"\0" * 128
+            out_rel = _unique(rel if keep_names else pseudonymized_path(ds), taken)
+            write_dicom(ds, staging / out_rel)
+            done.append((path, out_rel))
+            rows.extend(report_rows(dst_path.name if single and not dst_path.is_dir() else out_rel, changes))
+        finals = [_final_path(dst_path, rel, single) for _, rel in done]
+        if not overwrite:
+            for out in finals:
+                if out.exists():
+                    raise FileExistsError(f"{out} exists; pass overwrite=True to replace it.")
+        for (_, rel), out in zip(done, finals):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    written = [str(out) for out in finals]
+    if report_csv is not None:
+        write_report_csv(report_csv, rows)
+    if mapping_csv is not None:
+        write_mapping_csv(mapping_csv, [(str(path), out) for (path, _), out in zip(done, written)])
     logger.info("de-identified %d file(s) into %s, skipped %d", len(written), dst_path, len(skipped))
     return {
         "written": written,
+        "sources": [str(path) for path, _ in done],
         "skipped": skipped,
         "warnings": list(ctx.warnings),
-        "report_csv": None if report_path is None else str(report_path),
+        "report_csv": None if report_csv is None else str(report_csv),
+        "mapping_csv": None if mapping_csv is None else str(mapping_csv),
         "num_changes": len(rows),
     }

@@ -68,7 +68,7 @@ def check_complete(ds: Dataset, path: str | os.PathLike) -> None:
 
     Raises:
         UnreadableFileError: an element is cut, the last element ends past the end of the file, non-null bytes trail
-            it, or the header declares an image (Rows) without pixel data.
+            it, or the header declares an image (Rows, or an image storage SOP class) without pixel data.
     """
     path = Path(path)
     size, end = path.stat().st_size, None
@@ -92,8 +92,13 @@ def check_complete(ds: Dataset, path: str | os.PathLike) -> None:
             while chunk := fh.read(1 << 20):
                 if chunk.strip(b"\x00"):  # null padding is tolerated, anything else is a cut element
                     raise UnreadableFileError(f"{path} is truncated: {size - end} trailing bytes remain.", path)
-    if "Rows" in ds and not any(tag in ds for tag in _PIXEL_TAGS):
-        raise UnreadableFileError(f"{path} declares an image (Rows) but holds no pixel data: truncated?", path=path)
+    if not any(tag in ds for tag in _PIXEL_TAGS):
+        if "Rows" in ds:
+            raise UnreadableFileError(f"{path} declares an image (Rows) but holds no pixel data: truncated?", path=path)
+        sop_class = ds.get("SOPClassUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
+        name = str(getattr(sop_class, "name", "") or "")
+        if name.endswith("Image Storage"):
+            raise UnreadableFileError(f"{path} is a {name} instance without pixel data: truncated?", path=path)
 
 
 def read_dicom(path: str | os.PathLike) -> Dataset:

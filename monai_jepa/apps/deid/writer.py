@@ -37,10 +37,7 @@ ExplicitVRBigEndian, _ = optional_import("pydicom.uid", name="ExplicitVRBigEndia
 ExplicitVRLittleEndian, _ = optional_import("pydicom.uid", name="ExplicitVRLittleEndian")
 ImplicitVRLittleEndian, _ = optional_import("pydicom.uid", name="ImplicitVRLittleEndian")
 
-__all__ = ["OUTPUT_PERMISSIONS", "save_dataset", "write_dicom", "write_report_csv"]
-
-#: File mode of every output (the temporary files of :func:`atomic_write` are private until renamed).
-OUTPUT_PERMISSIONS = 0o644
+__all__ = ["save_dataset", "write_dicom", "write_mapping_csv", "write_report_csv"]
 
 
 def save_dataset(ds: Dataset, fh: IO[bytes]) -> None:
@@ -74,11 +71,11 @@ def save_dataset(ds: Dataset, fh: IO[bytes]) -> None:
 
 def _write(out: Path, write: Any, text: bool = False) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(out, write, text=text, permissions=OUTPUT_PERMISSIONS)
+    return atomic_write(out, write, text=text)  # the file mode follows the user's umask
 
 
 def write_dicom(ds: Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to ``path`` atomically with :func:`save_dataset` (mode 0o644), creating its folder.
+    """Write ``ds`` to ``path`` atomically with :func:`save_dataset` (mode from the umask), creating its folder.
 
     Args:
         ds: the dataset to write.
@@ -91,8 +88,8 @@ def write_dicom(ds: Dataset, path: str | os.PathLike) -> Path:
 
 
 def write_report_csv(path: str | os.PathLike, rows: Iterable[Iterable[str]]) -> Path:
-    """Write the CSV report atomically (mode 0o644): the :data:`~monai_jepa.apps.deid.report.REPORT_COLUMNS` header,
-    then ``rows``.
+    """Write the CSV report atomically (mode from the umask): the
+    :data:`~monai_jepa.apps.deid.report.REPORT_COLUMNS` header, then ``rows``.
 
     Args:
         path: the report file; replaced if it exists. Its folder is created.
@@ -105,6 +102,26 @@ def write_report_csv(path: str | os.PathLike, rows: Iterable[Iterable[str]]) -> 
     def _write_rows(fh: IO[str]) -> None:
         writer = csv.writer(fh)
         writer.writerow(REPORT_COLUMNS)
+        writer.writerows(rows)
+
+    return _write(Path(path), _write_rows, text=True)
+
+
+def write_mapping_csv(path: str | os.PathLike, rows: Iterable[Iterable[str]]) -> Path:
+    """Write the input -> output name mapping atomically: a ``source,output`` header, then ``rows``. It holds original
+    names: keep it private.
+
+    Args:
+        path: the mapping file; replaced if it exists. Its folder is created.
+        rows: ``(source, output)`` pairs.
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
+
+    def _write_rows(fh: IO[str]) -> None:
+        writer = csv.writer(fh)
+        writer.writerow(("source", "output"))
         writer.writerows(rows)
 
     return _write(Path(path), _write_rows, text=True)

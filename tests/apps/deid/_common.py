@@ -82,6 +82,16 @@ def read_all(folder: Path) -> dict[Path, Dataset]:
     return {p.relative_to(folder): pydicom.dcmread(p) for p in sorted(folder.rglob("*.dcm"))}
 
 
+def outputs(src: Path, summary) -> dict[Path, Path]:
+    """Each output file of an ``anonymize`` run, by the path of its input relative to ``src``."""
+    return {Path(s).relative_to(src): Path(o) for s, o in zip(summary["sources"], summary["written"])}
+
+
+def read_outputs(src: Path, summary) -> dict[Path, Dataset]:
+    """The de-identified datasets, by the path of their input relative to ``src`` (as :func:`read_all` keys them)."""
+    return {rel: pydicom.dcmread(out) for rel, out in sorted(outputs(src, summary).items())}
+
+
 def synthetic(patient_id="12345", sop_uid="1.2.3.4.5.6"):
     """A small CT dataset with identifying attributes at every level, private tags, an overlay and a file meta."""
     ds = Dataset()

@@ -14,7 +14,9 @@ from __future__ import annotations
 import csv
 import datetime
 import importlib.util
+import os
 import shutil
+import stat
 from collections import defaultdict
 from pathlib import Path
 
@@ -31,7 +33,9 @@ from tests.apps.deid._common import (
     SALT,
     SAMPLES,
     assert_deidentified,
+    outputs,
     read_all,
+    read_outputs,
     require,
     synthetic,
 )
@@ -94,9 +98,10 @@ def test_date_shift_int_keeps_times():
 def test_dicom_samples_are_deidentified(samples_run):
     src, out, summary = samples_run
     inputs = sorted(src.glob("*.dcm"))
-    assert sorted(Path(p).name for p in summary["written"]) == [p.name for p in inputs] and not summary["skipped"]
+    assert summary["sources"] == [str(p) for p in inputs] and not summary["skipped"]
+    names = outputs(src, summary)
     for path in inputs:
-        orig, anon = pydicom.dcmread(path), pydicom.dcmread(out / path.name)
+        orig, anon = pydicom.dcmread(path), pydicom.dcmread(names[Path(path.name)])
         assert_deidentified(orig, anon, path.name)
         assert anon.file_meta.TransferSyntaxUID == orig.file_meta.TransferSyntaxUID
         assert anon.PixelData == orig.PixelData, path.name
@@ -111,8 +116,8 @@ def test_ultrasound_without_burned_in_attribute_warns(samples_run):
 
 
 def test_segmentation_references_stay_linked(samples_run):
-    _, out, _ = samples_run
-    seg = pydicom.dcmread(out / "liver.dcm", stop_before_pixels=True)
+    src, _, summary = samples_run
+    seg = pydicom.dcmread(outputs(src, summary)[Path("liver.dcm")], stop_before_pixels=True)
     orig = pydicom.dcmread(SAMPLES / "liver.dcm", stop_before_pixels=True)
     series_refs = {i.ReferencedSOPInstanceUID for i in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
     frame_refs = {
@@ -126,7 +131,7 @@ def test_segmentation_references_stay_linked(samples_run):
 def test_tcia_uids_consistent_and_dates_shifted(brain_run):
     src, out, summary = brain_run
     assert len(summary["written"]) == len(list(src.rglob("*.dcm")))
-    orig, anon = read_all(src), read_all(out)
+    orig, anon = read_all(src), read_outputs(src, summary)
     assert orig.keys() == anon.keys()
     mapping = defaultdict(set)
     series_by_folder, offsets = defaultdict(set), set()
@@ -152,10 +157,12 @@ def test_tcia_uids_consistent_and_dates_shifted(brain_run):
 def test_tcia_series_loads_as_same_volume(brain_run):
     from monai.transforms import LoadImage
 
-    src, out, _ = brain_run
+    src, out, summary = brain_run
     series = next(p.parent.relative_to(src) for p in sorted(src.rglob("*.dcm")) if "T1post" in p.parent.name)
+    out_series = {o.parent for rel, o in outputs(src, summary).items() if rel.parent == series}
+    assert len(out_series) == 1  # the series is one output folder
     loader = LoadImage(reader="PydicomReader", image_only=True)  # sorts the slices by position, as ITKReader does
-    orig, anon = loader(str(src / series)), loader(str(out / series))
+    orig, anon = loader(str(src / series)), loader(str(out_series.pop()))
     assert orig.shape == anon.shape and orig.shape[-1] > 10
     np.testing.assert_array_equal(np.asarray(anon), np.asarray(orig))
     np.testing.assert_allclose(np.asarray(anon.pixdim), np.asarray(orig.pixdim))
@@ -164,7 +171,7 @@ def test_tcia_series_loads_as_same_volume(brain_run):
 
 def test_auto_date_shift_consistent_per_patient(tmp_path):
     src = require(COVID)
-    summary = anonymize(src, tmp_path / "anon", salt=SALT, date_shift_days="auto")
+    summary = anonymize(src, tmp_path / "anon", salt=SALT, date_shift_days="auto", keep_names=True)
     assert [s["file"] for s in summary["skipped"]] == [str(p) for p in src.rglob("*") if p.suffix == ".md"]
     to_date = lambda text: datetime.datetime.strptime(text, "%Y%m%d").date()  # noqa: E731
     offsets, pseudonyms = {}, {}
@@ -206,9 +213,9 @@ def test_burned_in_annotation_refused_unless_allowed(tmp_path):
         anonymize(src, tmp_path / "refused")
     assert err.value.path.endswith("burned.dcm") and not (tmp_path / "refused" / "burned.dcm").exists()
     summary = anonymize(src, tmp_path / "skipped", skip_bad=True)
-    assert [Path(p).name for p in summary["written"]] == ["clean.dcm"]
+    assert [Path(p).name for p in summary["sources"]] == ["clean.dcm"]
     assert [Path(s["file"]).name for s in summary["skipped"]] == ["burned.dcm"]
-    summary = anonymize(src, tmp_path / "allowed", allow_burned_in=True)
+    summary = anonymize(src, tmp_path / "allowed", allow_burned_in=True, keep_names=True)
     assert len(summary["written"]) == 2 and any("burned.dcm" in w for w in summary["warnings"])
     assert (
         pydicom.dcmread(tmp_path / "allowed" / "burned.dcm").PixelData == pydicom.dcmread(src / "burned.dcm").PixelData
@@ -224,9 +231,11 @@ def test_skip_bad_and_non_dicom_files(tmp_path):
     with pytest.raises(UnreadableFileError, match="junk.dcm"):
         anonymize(src, tmp_path / "strict")
     summary = anonymize(src, tmp_path / "out", skip_bad=True, report_csv=tmp_path / "r.csv")
-    assert summary["written"] == [str(tmp_path / "out" / "sub" / "good.dcm")]
+    assert summary["sources"] == [str(src / "sub" / "good.dcm")] and len(summary["written"]) == 1
     assert sorted(Path(s["file"]).name for s in summary["skipped"]) == ["junk.dcm", "notes.txt"]
-    assert {row["file"] for row in csv.DictReader(open(tmp_path / "r.csv"))} == {"sub/good.dcm"}
+    out_rel = Path(summary["written"][0]).relative_to(tmp_path / "out").as_posix()
+    assert {row["file"] for row in csv.DictReader(open(tmp_path / "r.csv"))} == {out_rel}
+    assert not (tmp_path / "strict").exists()  # the failed run wrote nothing
 
 
 def test_paths_are_checked_before_writing(tmp_path):
@@ -256,16 +265,126 @@ def test_command_line_output_passes_the_checks(tmp_path, folder):
 
     src = require(folder)
     out = tmp_path / "anon"
-    assert main(["anonymize", str(src), str(out), "--salt", SALT, "--report_csv", str(tmp_path / "r.csv")]) == 0
+    mapping = tmp_path / "mapping.csv"
+    args = ["anonymize", str(src), str(out), "--salt", SALT, "--report_csv", str(tmp_path / "r.csv")]
+    assert main(args + ["--mapping_csv", str(mapping)]) == 0
     originals = read_all(src)
-    assert sorted(read_all(out)) == sorted(originals)
+    names = {Path(r["source"]).relative_to(src): Path(r["output"]) for r in csv.DictReader(open(mapping))}
+    assert sorted(names) == sorted(originals) and len(read_all(out)) == len(originals)
     for rel, orig in originals.items():
-        anon = pydicom.dcmread(out / rel)
+        anon = pydicom.dcmread(names[rel])
         assert_deidentified(orig, anon, str(rel))
         assert anon.PixelData == orig.PixelData, rel
     if folder == BRAIN:
         loader = LoadImage(reader="PydicomReader", image_only=True)
         for series in sorted({rel.parent for rel in originals}):
-            a, b = loader(str(src / series)), loader(str(out / series))
+            (out_series,) = {o.parent for rel, o in names.items() if rel.parent == series}
+            a, b = loader(str(src / series)), loader(str(out_series))
             np.testing.assert_array_equal(np.asarray(b), np.asarray(a))
             np.testing.assert_allclose(np.asarray(b.affine), np.asarray(a.affine))
+
+
+def _identifiers(src: Path) -> set[str]:
+    """What must not survive: each input's patient name and ID, institution, every date, every non-standard UID (at
+    any depth, file meta included) and every folder / file name of at least 6 characters under ``src``."""
+    from pydicom.uid import UID_dictionary
+
+    from tests.apps.deid._common import elements
+
+    found: set[str] = set()
+    for path in sorted(src.rglob("*.dcm")):
+        parts = path.relative_to(src).with_suffix("").parts  # short all-digit names are counters (000001.dcm)
+        found |= {part for part in parts if len(part) >= 6 and not (part.isdigit() and len(part) < 8)}
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        for _, elem in [*elements(ds), *elements(ds.file_meta)]:
+            values = [v for v in (elem.value if elem.VM > 1 else [elem.value]) if v not in (None, "", b"")]
+            if elem.keyword == "InstitutionName" and all(str(v) in str(ds.get("Manufacturer")) for v in values):
+                continue  # a sample names its institution after the scanner's manufacturer, which is kept
+            if elem.keyword in ("PatientName", "PatientID", "InstitutionName") or elem.VR in ("DA", "DT"):
+                found |= {str(v)[:8] if elem.VR == "DT" else str(v) for v in values if len(str(v)) >= 6}
+            elif elem.VR == "UI" and elem.keyword != "ImplementationClassUID":
+                found |= {str(v) for v in values if str(v) not in UID_dictionary}
+        if len(ds.preamble or b"") and any(ds.preamble):
+            found.add(ds.preamble.rstrip(b"\0").decode("latin-1"))
+    # placeholders such as 11111111 (a birth date in one sample) also occur by chance in pixel bytes: not scanned
+    return {text for text in found if len(set(text)) >= 3}
+
+
+@pytest.mark.parametrize("folder", [SAMPLES, BRAIN, COVID], ids=["dicom_samples", "tcia_brain", "tcia_covid"])
+def test_no_original_identifier_in_any_output_byte(tmp_path, folder):
+    """A scan of every output byte (names, preamble, values at any depth, the report) for each original identifier,
+    with the default options (no date shift), on the shared DICOM data plus a crafted file whose folder, name and
+    preamble hold a patient name, an MRN and a birth date."""
+    src = tmp_path / "src"
+    shutil.copytree(require(folder), src, ignore=shutil.ignore_patterns("*.md"))
+    crafted = pydicom.dcmread(require(SAMPLES) / "CT_small.dcm")
+    crafted.preamble = b"Doe^Jane 19700101 MRN1234567".ljust(128, b"\0")
+    (src / "Doe^Jane_19700101").mkdir()
+    crafted.save_as(src / "Doe^Jane_19700101" / "MRN1234567.dcm")
+    secrets = _identifiers(src)
+    assert {"Doe^Jane 19700101 MRN1234567", "MRN1234567", "Doe^Jane_19700101"} <= secrets and len(secrets) > 10
+    out, report = tmp_path / "anon", tmp_path / "report.csv"
+    summary = anonymize(src, out, salt=SALT, report_csv=report)
+    assert len(summary["written"]) == len(list(src.rglob("*.dcm")))
+    blobs = {"report.csv": report.read_bytes()}
+    for path in sorted(out.rglob("*")):
+        blobs[f"name {path}"] = str(path.relative_to(out)).encode()
+        if path.is_file():
+            data = path.read_bytes()
+            assert data[:128] == bytes(128), path  # the preamble is zeroed
+            blobs[str(path)] = data
+    leaks = sorted({(s, where) for s in secrets for where, data in blobs.items() if s.encode() in data})
+    assert not leaks, leaks[:10]
+
+
+def test_dates_outside_the_table_are_emptied_without_a_date_shift():
+    ds = synthetic()
+    ds.DateOfLastCalibration, ds.DateOfSecondaryCapture = "20200102", "20200103"
+    changes = anonymize_dataset(ds, DeidContext(salt=SALT))
+    assert ds.DateOfLastCalibration == "" and ds.DateOfSecondaryCapture == ""
+    assert {c.keyword for c in changes if c.action == "empty"} >= {"DateOfLastCalibration", "DateOfSecondaryCapture"}
+    shifted = synthetic()
+    shifted.DateOfLastCalibration = "20200102"
+    anonymize_dataset(shifted, DeidContext(salt=SALT, date_shift_days=-10))
+    assert shifted.DateOfLastCalibration == "20191223"
+
+
+def test_a_failed_run_writes_nothing_and_names_follow_the_identifiers(tmp_path):
+    src = tmp_path / "src"
+    (src / "a").mkdir(parents=True)
+    for name in ("CT_small.dcm", "MR_small.dcm"):
+        shutil.copy(require(SAMPLES) / name, src / "a" / name)
+    (src / "a" / "broken.dcm").write_bytes((SAMPLES / "CT_small.dcm").read_bytes()[:300])  # truncated
+    with pytest.raises(UnreadableFileError, match="broken.dcm"):
+        anonymize(src, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no output folder, no temporary folder
+    summary = anonymize(src, tmp_path / "out", skip_bad=True, salt=SALT)  # a rerun is not blocked by leftovers
+    assert len(summary["written"]) == 2
+    for source, output in zip(summary["sources"], summary["written"]):
+        ds = pydicom.dcmread(output)
+        assert Path(output).relative_to(tmp_path / "out").parts == (
+            ds.PatientID,
+            ds.StudyInstanceUID,
+            ds.SeriesInstanceUID,
+            f"{ds.SOPInstanceUID}.dcm",
+        ) and ds.PatientID.startswith("ANON")
+
+
+def test_outputs_never_go_through_a_link_out_of_dst_and_follow_the_umask(tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    shutil.copy(require(SAMPLES) / "CT_small.dcm", src / "sub" / "ct.dcm")
+    outside, dst = tmp_path / "outside", tmp_path / "dst"
+    outside.mkdir()
+    dst.mkdir()
+    (dst / "sub").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ValueError, match="outside"):
+        anonymize(src, dst, keep_names=True)
+    assert list(outside.iterdir()) == [] and sorted(p.name for p in dst.iterdir()) == ["sub"]
+    old = os.umask(0o077)
+    try:
+        summary = anonymize(src, tmp_path / "private", report_csv=tmp_path / "r.csv")
+    finally:
+        os.umask(old)
+    for path in summary["written"] + [str(tmp_path / "r.csv")]:
+        assert stat.S_IMODE(Path(path).stat().st_mode) == 0o600, path

@@ -81,7 +81,7 @@ def test_table_is_package_data_read_with_importlib_resources():
     assert BASIC_PROFILE_TABLE[0] == ProfileEntry(0x00001000, "AffectedSOPInstanceUID", "X")
     assert BASIC_PROFILE_TABLE[-1] == ProfileEntry(0xFFFCFFFC, "DataSetTrailingPadding", "X")
     assert [entry.tag for entry in BASIC_PROFILE_TABLE] == sorted(entry.tag for entry in BASIC_PROFILE_TABLE)
-    assert len(BASIC_PROFILE) == len(BASIC_PROFILE_TABLE) + len(EXTRA_ATTRIBUTES) == 476  # no tag in both tables
+    assert len(BASIC_PROFILE) == len(BASIC_PROFILE_TABLE) + len(EXTRA_ATTRIBUTES) == 477  # no tag in both tables
     assert BASIC_PROFILE[0x00080012] == ProfileEntry(0x00080012, "InstanceCreationDate", "X")
 
 
@@ -90,7 +90,7 @@ def test_resolved_actions_by_level():
     assert TOP_LEVEL_ACTIONS[0x00081140] == "X" and NESTED_ACTIONS[0x00081140] == "U"  # Referenced Image Sequence
     assert TOP_LEVEL_ACTIONS[0x00080080] == NESTED_ACTIONS[0x00080080] == "X"  # Institution Name
     counts = {code: list(TOP_LEVEL_ACTIONS.values()).count(code) for code in ("D", "Z", "X", "U")}
-    assert counts == {"D": 56, "Z": 40, "X": 329, "U": 51} and sum(counts.values()) == len(BASIC_PROFILE)
+    assert counts == {"D": 56, "Z": 40, "X": 329, "U": 52} and sum(counts.values()) == len(BASIC_PROFILE)
 
 
 def test_load_profile_table_from_text():
