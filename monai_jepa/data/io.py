@@ -29,7 +29,7 @@ import math
 import os
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -417,6 +417,9 @@ def _write_report(report: Path, checked: int, skipped: list[dict]) -> None:
         atomic_write_text(report, json.dumps(payload, indent=4, default=str) + "\n")
 
 
+_SPLIT_NAMES = ("training", "validation", "test", "testing", "train", "val")
+
+
 def check_datalist(
     datalist: list | dict | str | os.PathLike,
     skip_bad: bool = False,
@@ -436,8 +439,9 @@ def check_datalist(
     share the image's spatial shape and affine. Non-path values (e.g. an integer class label) are ignored.
 
     Args:
-        datalist: a list of item dicts, a dict of such lists (``{"training": [...], "validation": [...]}``;
-            other entries are kept as they are), or the path of such a JSON file.
+        datalist: a list of item dicts, a dict of such lists (``{"training": [...], "validation": [...]}``: the
+            lists named like a split or holding a dict; other entries, such as a BraTS datalist's ``"sequences"``
+            list of names, are kept as they are), or the path of such a JSON file.
         skip_bad: log and skip bad items instead of raising the first error.
         report: where to write what was skipped and why: ``.csv`` (columns split, index, error, path, message) or
             JSON (``{"checked", "ok", "skipped": [...]}``). Written whenever given, also when nothing was skipped.
@@ -475,8 +479,12 @@ def check_datalist(
         base_dir = datalist["root"]
     base = Path(base_dir) if base_dir is not None else None
     keys = list(dict.fromkeys([image_key, *keys]))
-    if isinstance(datalist, dict):
-        splits = {k: v for k, v in datalist.items() if isinstance(v, list)}
+    if isinstance(datalist, dict):  # lists of items are splits; other lists (e.g. "sequences": ["t1", ...]) are kept
+        splits = {
+            k: v
+            for k, v in datalist.items()
+            if isinstance(v, list) and (k in _SPLIT_NAMES or any(isinstance(i, Mapping) for i in v))
+        }
     elif isinstance(datalist, list):
         splits = {None: datalist}
     else:

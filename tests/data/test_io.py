@@ -299,3 +299,18 @@ def test_check_datalist_json_relative_to_root_and_dicom_file_list(tmp_path):
 def test_all_errors_are_data_errors():
     for cls in (MissingFileError, UnreadableFileError, InvalidImageError, ShapeMismatchError, LayoutError):
         assert issubclass(cls, DataError) and issubclass(cls, ValueError)
+
+
+def test_check_datalist_accepts_the_brats_datalist_the_bundle_writes(tmp_path):
+    """A BraTS datalist holds a top-level "sequences" list of names: metadata, not a split of items."""
+    from monai_jepa.data import volume_datalist
+
+    out = tmp_path / "datalist.json"
+    written = volume_datalist(None, demo_dir=tmp_path / "demo", demo_num_cases=3, demo_size=(16, 16, 16), out=out)
+    assert isinstance(written.get("sequences"), list) and all(isinstance(s, str) for s in written["sequences"])
+    ok, skipped = check_datalist(out)
+    assert not skipped and ok["sequences"] == written["sequences"]
+    assert sum(len(ok[k]) for k in ("training", "validation", "test")) == 3
+    bad = dict(written, training=written["training"] + ["not-an-item"])  # a non-item inside a split is still an error
+    with pytest.raises(LayoutError, match="must be a dict"):
+        check_datalist(bad)
