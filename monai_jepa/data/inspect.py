@@ -159,15 +159,31 @@ def _describe(report: dict, arr: np.ndarray, meta: dict, percentiles: Sequence[f
     return report
 
 
-def _inspect_file(path: Path, percentiles: Sequence[float]) -> dict:
+def _inspect_file(path: Path, percentiles: Sequence[float], npz_key: str | None = None) -> dict:
     fmt = detect_format(path)
+    if fmt == "npz" and npz_key is None:
+        keys = _npz_keys(path)
+        if len(keys) > 1:  # e.g. MedMNIST: train / val / test images and labels, each described
+            items = [_inspect_file(path, percentiles, key) for key in keys]
+            return _folder_report(path, items, [], 0, "npz")
     report = _base_report(path, fmt)
+    if npz_key is not None:
+        report["path"] = f"{path}[{npz_key}]"
     try:
-        arr, meta = load_checked(path, check_finite=False)
+        arr, meta = load_checked(path, check_finite=False, npz_key=npz_key)
     except DataError as e:
         report["problems"].append(_error_problem(e))
         return report
     return _describe(report, arr, meta, percentiles)
+
+
+def _npz_keys(path: Path) -> list[str]:
+    """The array names of an npz archive (none when it cannot be opened: the loader then reports why)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return list(archive.files)
+    except Exception:
+        return []
 
 
 def _inspect_series(folder: Path, files: list[Path], percentiles: Sequence[float]) -> dict:
@@ -230,7 +246,8 @@ def inspect_path(path: str | os.PathLike, percentiles: Sequence[float] = (1, 50,
         and ``problems``: a list of ``{"code", "message", "path"}`` with codes from :data:`PROBLEM_CODES`.
         For a folder of several images: ``path``, ``kind="folder"``, ``num_files``, ``num_items``,
         ``ignored_files``, ``items`` (one report per image or series) and ``problems`` (all of them, each naming
-        its file or series).
+        its file or series). An npz archive of several arrays (MedMNIST: images and labels of each split) gives the
+        same with ``kind="npz"`` and one item per array (``path`` ``"<file>[<array>]"``).
 
     Raises:
         MissingFileError: ``path`` does not exist. Problems inside the data are reported, not raised.
@@ -250,16 +267,24 @@ def inspect_path(path: str | os.PathLike, percentiles: Sequence[float] = (1, 50,
     items += [_inspect_file(f, percentiles) for f in others]
     if len(items) == 1 and not problems and ignored == 0:
         return items[0]
+    if not items and not problems:
+        problems.append(_problem("empty", f"{path}: no image file in this folder (or below it).", path))
+    return _folder_report(path, items, problems, ignored, "folder")
+
+
+def _folder_report(path: Path, items: list[dict], problems: list[dict], ignored: int, kind: str) -> dict:
+    """A report of several images (a folder, or the arrays of one npz archive); every item's problems are listed."""
+    problems = list(problems)
     for item in items:
         for p in item["problems"]:
             problems.append({**p, "path": p["path"] or item["path"]})
-    num_files = sum(item["num_files"] for item in items) + sum(p["code"] == "unreadable" for p in problems)
-    if not items and not problems:
-        problems.append(_problem("empty", f"{path}: no image file in this folder (or below it).", path))
+    num_files = (
+        1 if kind == "npz" else sum(i["num_files"] for i in items) + sum(p["code"] == "unreadable" for p in problems)
+    )
     return {
         "path": str(path),
-        "kind": "folder",
-        "format": "folder",
+        "kind": kind,
+        "format": kind,
         "num_files": num_files,
         "num_items": len(items),
         "ignored_files": ignored,
@@ -303,11 +328,12 @@ def _format_item(report: dict, indent: str = "") -> list[str]:
 
 def format_report(report: dict) -> str:
     """A readable multi-line rendering of an :func:`inspect_path` report."""
-    if report.get("kind") != "folder":
+    if report.get("kind") not in ("folder", "npz"):
         lines = _format_item(report)
     else:
+        what = "array(s)" if report["kind"] == "npz" else "image(s) / series"
         lines = [
-            f"{report['path']}: {report['num_items']} image(s) / series in {report['num_files']} file(s)"
+            f"{report['path']}: {report['num_items']} {what} in {report['num_files']} file(s)"
             + (f", {report['ignored_files']} other file(s) ignored" if report.get("ignored_files") else "")
         ]
         for item in report["items"]:

@@ -110,3 +110,24 @@ def test_real_tcia_export():
     r = inspect_path(TCIA)
     assert r["kind"] == "folder" and r["num_items"] == 8 and r["num_files"] == 197 and r["problems"] == []
     assert all(item["spacing"] == pytest.approx([0.6875, 0.6875, 6.5], abs=1e-4) for item in r["items"])
+
+
+def test_npz_archive_of_several_arrays_describes_each(tmp_path):
+    """A MedMNIST-style archive (images and labels per split) is described array by array, problems named."""
+    path = tmp_path / "tinymnist.npz"
+    bad = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
+    bad[1, 2, 2] = np.nan
+    np.savez(path, train_images=np.zeros((4, 8, 8), np.uint8) + 7, train_labels=np.array([[0], [1], [0], [1]]),
+             test_images=bad)  # fmt: skip
+    report = inspect_path(path)
+    assert report["kind"] == "npz" and report["num_items"] == 3
+    assert [i["path"] for i in report["items"]] == [
+        f"{path}[{k}]" for k in ("train_images", "train_labels", "test_images")
+    ]
+    assert report["items"][0]["shape"] == [1, 4, 8, 8] and report["items"][0]["intensity"]["max"] == 7
+    assert [(p["code"], p["path"]) for p in report["problems"]] == [
+        ("constant", f"{path}[train_images]"),
+        ("non_finite", f"{path}[test_images]"),
+    ]
+    text = format_report(report)
+    assert "3 array(s) in 1 file(s)" in text and "PROBLEM [non_finite]" in text
