@@ -19,6 +19,7 @@ key and what was expected. The loading transforms are in :mod:`monai_jepa.transf
 
 from monai_jepa.transforms.io import load_cxr_dicom  # moved to monai_jepa.transforms; still importable from here
 
+from .cache import FailSafeCacheDataset
 from .cine import (
     CINE_SOURCE_KINDS,
     acdc_cine_datalist,

@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from monai.data import CacheDataset, Dataset, PILReader
+from monai.data import Dataset, PILReader
 from monai.transforms import (
     Compose,
     CropForegroundd,
@@ -68,6 +68,7 @@ from monai_jepa.transforms.io import LoadCXRDicomd, LoadVolumed
 from monai_jepa.utils.dist import get_rank, is_dist
 from monai_jepa.utils.module import require_package
 
+from .cache import FailSafeCacheDataset
 from .datalist import build_datalist, make_datalist, normalize_split, write_datalist
 from .demo import make_demo_images
 from .demo3d import make_demo_brats
@@ -347,7 +348,7 @@ def _dataset(items: list, pre: Compose, transform: Callable | None, cache_rate: 
     # one flat Compose, so that a CacheDataset caches every deterministic step before the first random one
     full = Compose([*pre.transforms, transform]) if transform is not None else pre
     if cache_rate > 0:
-        return CacheDataset(items, full, cache_rate=cache_rate, num_workers=num_workers, progress=False)
+        return FailSafeCacheDataset(items, full, cache_rate=cache_rate, num_workers=num_workers, progress=False)
     return Dataset(items, full)
 
 
