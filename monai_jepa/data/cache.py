@@ -15,6 +15,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from monai.data import CacheDataset
+from monai.utils import optional_import
+
+tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 
 __all__ = ["FailSafeCacheDataset"]
 
@@ -40,10 +43,11 @@ class FailSafeCacheDataset(CacheDataset):
             return []
         if indices is None:
             indices = list(range(self.cache_num))
-        if self.progress:
-            return super()._fill_cache(indices)  # the progress bar is MONAI's; cache filling is MONAI's too then
         executor = ThreadPoolExecutor(max_workers=max(1, int(self.num_workers or 1)))
         try:
-            return list(executor.map(self._load_cache_item, indices))
+            loaded = executor.map(self._load_cache_item, indices)
+            if self.progress and has_tqdm:
+                loaded = tqdm(loaded, total=len(indices), desc="Loading dataset")
+            return list(loaded)
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
