@@ -74,7 +74,7 @@ cases = {
         torch.nn.Identity(), [{"image": torch.zeros(1, 4, 4), "label": torch.zeros(1, 4, 4)}], num_classes=2
     ),
     "attach_tensorboard": lambda: monai_jepa.engines.attach_tensorboard(None, tmp / "runs"),
-    "progress_bar": lambda: monai_jepa.engines.JEPAProgressBar().attach(None),
+    "progress_bar": lambda: monai_jepa.engines.JEPAProgressBar(tty=True).attach(None),
     "cli": cli_help,
 }
 out = {"loaded": sorted(n for n in sys.argv[1].split(",") if sys.modules.get(n) is not None)}

@@ -76,3 +76,16 @@ def test_stats_handler_with_jepa_scalars():
     handler.logger.setLevel(logging.INFO)
     _trainer(n_batches=1, handlers=[handler]).run()
     assert all(f"{k}: " in stream.getvalue() for k in OUTPUT_KEYS)
+
+
+def test_progress_without_a_terminal_logs_lines_with_the_eta(caplog):
+    bar = JEPAProgressBar(keys=("loss",), tty=False, log_every=2)
+    trainer = _trainer(handlers=[bar])
+    with caplog.at_level(logging.INFO, logger="monai_jepa.progress"):
+        trainer.run()
+    lines = [r.getMessage() for r in caplog.records if r.name == "monai_jepa.progress"]
+    assert bar.bar is None and len(lines) == 2  # iteration 2 and the end (iteration 3)
+    assert lines[0].startswith("iteration 2/3 (67%), epoch 1/1, elapsed ") and ", ETA " in lines[0]
+    assert lines[1].startswith("iteration 3/3 (100%)") and "ETA 0:00:00" in lines[1] and "loss=" in lines[1]
+    with pytest.raises(ValueError, match="log_every"):
+        JEPAProgressBar(log_every=0)
