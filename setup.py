@@ -10,7 +10,7 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "monai_jepa" / "__init__
 
 # optional dependencies by feature; the core (torch, MONAI, pytorch-ignite, numpy, einops) needs none of them
 EXTRAS = {
-    "dicom": ["pydicom>=2.4", "itk>=5.3"],  # DICOM input and de-identification; MONAI's ITKReader
+    "dicom": ["pydicom>=2.4", "itk>=5.3", "highdicom>=0.22"],  # DICOM input, de-identification, DICOM SEG output
     "data": ["nibabel>=5.0", "pillow>=9.0", "h5py>=3.8", "scipy>=1.10"],  # NIfTI, PNG / JPEG, HDF5, demo volumes
     "eval": ["scikit-learn>=1.2", "scipy>=1.10", "matplotlib>=3.6"],  # probes, metrics, HD95, plots
     "cli": ["fire>=0.5"],  # python -m monai_jepa, python -m monai.bundle

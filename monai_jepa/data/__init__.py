@@ -64,6 +64,7 @@ from .dicom import (
     series_files,
     sort_series,
 )
+from .dicom_seg import write_dicom_seg
 from .errors import (
     BurnedInAnnotationError,
     DataError,

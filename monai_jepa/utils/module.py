@@ -29,6 +29,7 @@ __all__ = ["OPTIONAL_PACKAGES", "missing_package_message", "require_package"]
 OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "pydicom": ("pydicom", "dicom"),
     "itk": ("itk", "dicom"),
+    "highdicom": ("highdicom", "dicom"),
     "nibabel": ("nibabel", "data"),
     "PIL": ("pillow", "data"),
     "h5py": ("h5py", "data"),
