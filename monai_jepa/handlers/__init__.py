@@ -11,7 +11,8 @@
 """Ignite handlers and the helpers that bundle configs call at the end of a run."""
 
 from .best_weights import BestWeightsSaver
+from .checkpoint_loader import CheckedCheckpointLoader
 from .embedding_writer import EmbeddingSaver, EmbeddingWriter
 from .utils import save_network_weights
 
-__all__ = ["BestWeightsSaver", "EmbeddingSaver", "EmbeddingWriter", "save_network_weights"]
+__all__ = ["BestWeightsSaver", "CheckedCheckpointLoader", "EmbeddingSaver", "EmbeddingWriter", "save_network_weights"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from monai_jepa.utils.fileio import atomic_torch_save
+from monai_jepa.utils.fileio import atomic_torch_save, load_checkpoint_file
 
 __all__ = ["ProbeHead"]
 
@@ -113,6 +113,14 @@ class ProbeHead(nn.Module):
 
         Returns:
             the head, on the CPU.
+
+        Raises:
+            FileNotFoundError, CheckpointReadError: the file is missing or unreadable (the message names it).
+            ValueError: the file is not a probe head (its entries are named).
         """
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
-        return cls(**state)
+        state = load_checkpoint_file(path, "probe head file")
+        try:
+            return cls(**state)
+        except TypeError as e:
+            keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"probe head file '{path}' holds {keys}, not a head written by ProbeHead.to_file.") from e

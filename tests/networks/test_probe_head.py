@@ -51,3 +51,14 @@ def test_shape_mismatch_raises():
         ProbeHead(torch.zeros(4), torch.ones(4), torch.zeros(2, 3), torch.zeros(2), "multiclass")
     with pytest.raises(ValueError, match="probe shapes"):
         ProbeHead(torch.zeros(3), torch.ones(3), torch.zeros(2, 3), torch.zeros(3), "multiclass")
+
+
+def test_from_file_errors_name_the_file(tmp_path):
+    from monai_jepa.utils.fileio import CheckpointReadError
+
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointReadError, match=r"probe head file '.*empty.pt' is empty \(0 bytes\)"):
+        ProbeHead.from_file(tmp_path / "empty.pt")
+    torch.save({"model": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"probe head file '.*other.pt' holds \['model'\], not a head"):
+        ProbeHead.from_file(tmp_path / "other.pt")
