@@ -685,18 +685,32 @@ def _medmnist_datalist(path: Path) -> dict:
     return datalist
 
 
-def _dicom_datalist(root: Path, sequences: Sequence[str] | None, mask_pattern: str, seed: int, **kwargs: Any) -> dict:
+def _dicom_datalist(
+    root: Path, sequences: Sequence[str] | None, mask_pattern: str, seed: int, phi_ids: bool = False, **kwargs: Any
+) -> dict:
     """The ``dicom_series`` datalist regrouped by study: image series (one item each, or stacked as channels by
-    ``sequences``) with the study's mask series, when there is exactly one, as label."""
+    ``sequences``) with the study's mask series, when there is exactly one, as label.
+
+    Case ids and patient ids hold no header value unless ``phi_ids``: ``patient_001_study_2_<series description>``
+    (patients numbered in the order of their Patient IDs, studies of a patient in the order of their dates), since
+    they reach logs, TensorBoard, embedding tables and reports. With ``phi_ids`` they are
+    ``<PatientID>_<StudyDate>_<series description>`` and the Patient ID, as read."""
     base = build_datalist("dicom_series", root, seed=seed, **kwargs)
     root = Path(base["root"])
     studies: dict[tuple, list[dict]] = defaultdict(list)
     for split in ("training", "validation", "test"):
         for entry in base[split]:
             studies[entry["patient_id"], entry["study_uid"] or entry["series_uid"]].append(entry)
+    patients = {p: f"patient_{i + 1:03d}" for i, p in enumerate(sorted({p for p, _ in studies}))}
+    study_index: dict[tuple, int] = {}
+    for patient in patients:
+        keys = sorted((k for k in studies if k[0] == patient), key=lambda k: (studies[k][0]["study_date"], k[1]))
+        study_index.update({k: i + 1 for i, k in enumerate(keys)})
     mask_re = re.compile(mask_pattern, re.IGNORECASE)
     items, skipped = [], []
-    for (patient, _), series in sorted(studies.items()):
+    for key, series in sorted(studies.items()):
+        patient = key[0] if phi_ids else patients[key[0]]
+        study = series[0]["study_date"] if phi_ids else f"study_{study_index[key]}"
         masks = [s for s in series if mask_re.search(s["series_description"])]
         images = [s for s in series if s not in masks]
         label = masks[0]["image"] if len(masks) == 1 else None
@@ -705,7 +719,7 @@ def _dicom_datalist(root: Path, sequences: Sequence[str] | None, mask_pattern: s
             common["label"] = label
         if sequences is None:
             for s in images:
-                name = f"{patient}_{s['study_date']}_{s['series_description'] or s['series_uid']}"
+                name = f"{patient}_{study}_{s['series_description'] or s['series_uid']}"
                 items.append({"image": [s["image"]], "id": re.sub(r"[^\w.-]+", "_", name), **common})
             continue
         chosen = []
@@ -720,11 +734,11 @@ def _dicom_datalist(root: Path, sequences: Sequence[str] | None, mask_pattern: s
             chosen.append(hits[0] if hits else None)
         if None in chosen:
             missing = [p for p, c in zip(sequences, chosen) if c is None]
-            reason = f"study {series[0]['study_uid']} has no series matching {missing}"
+            reason = f"{patient}_{study} has no series matching {missing}"
             skipped.append({"path": str(patient), "reason": reason})
-            logger.warning(f"DICOM patient {patient}: {reason}; study left out.")
+            logger.warning(f"DICOM {reason}; study left out.")
             continue
-        name = f"{patient}_{chosen[0]['study_date']}"
+        name = f"{patient}_{study}"
         items.append({"image": [c["image"] for c in chosen], "id": re.sub(r"[^\w.-]+", "_", name), **common})
     if not items:
         raise EmptyDatasetError(
@@ -762,6 +776,7 @@ def volume_datalist(
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
     dicom_sequences: Sequence[str] | None = None,
     dicom_mask_pattern: str = _MASK_PATTERN,
+    dicom_phi_ids: bool = False,
     out: str | os.PathLike | None = None,
     **builder_kwargs: Any,
 ) -> dict:
@@ -795,6 +810,8 @@ def volume_datalist(
         fractions: ``(training, validation, test)`` patient fractions of the file layouts (MedMNIST keeps its own).
         dicom_sequences: DICOM series-description patterns stacked as channels (see above).
         dicom_mask_pattern: regular expression (case-blind) recognising mask series.
+        dicom_phi_ids: name DICOM items by Patient ID, study date and series description (as read) instead of the
+            default ``patient_001_study_1_<series description>``, which holds no header value.
         out: also write the datalist there (4-space JSON, atomically; on rank 0 only under ``torch.distributed``).
         builder_kwargs: extra arguments of the datalist builder (e.g. ``version`` for BraTS, ``skip_bad``).
 
@@ -836,7 +853,7 @@ def volume_datalist(
         datalist = _medmnist_datalist(root)
     elif kind == "dicom_series":
         datalist = _dicom_datalist(
-            root, dicom_sequences, dicom_mask_pattern, seed, fractions=fractions, **builder_kwargs
+            root, dicom_sequences, dicom_mask_pattern, seed, dicom_phi_ids, fractions=fractions, **builder_kwargs
         )
     elif kind == "nifti_folder":
         datalist = _nifti_datalist(root, seed, fractions=fractions, **builder_kwargs)

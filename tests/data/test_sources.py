@@ -247,11 +247,15 @@ def test_dicom_series_items_stacking_and_resampling(tmp_path):
     assert (datalist["source"], datalist["task"], datalist["label_values"], datalist["in_channels"]) == (
         "dicom_series", "segmentation", [0, 1], 1)  # fmt: skip
     items = {i["id"]: i for i in datalist["training"]}
-    assert sorted(items) == ["P1_20200101_FLAIR", "P1_20200101_T1", "P1_20200101_T2"]  # the mask is no image
+    # ids hold no header value (Patient ID, dates): patients and studies are numbered
+    assert sorted(items) == ["patient_001_study_1_FLAIR", "patient_001_study_1_T1", "patient_001_study_1_T2"]
+    assert {i["patient_id"] for i in items.values()} == {"patient_001"}  # the mask is no image
+    named = volume_datalist(root, dicom_phi_ids=True)
+    assert sorted(i["id"] for i in named["training"]) == ["P1_20200101_FLAIR", "P1_20200101_T1", "P1_20200101_T2"]
     assert all(i["label"] == "P1/mask" for i in items.values())
     ds, info = resolve_volume_source(datalist=datalist, spatial_size=(8, 8, 4), intensity="none")
     by_id = {d["id"]: d for d in ds}
-    t2 = by_id["P1_20200101_T2"]  # the mask (8 x 8 pixels of 1 mm) is resampled onto the T2 grid (5 x 5, 1.6 mm)
+    t2 = by_id["patient_001_study_1_T2"]  # the mask (8 x 8 pixels of 1 mm) is resampled onto the T2 grid (5 x 5, 1.6 mm)
     assert t2["image"].shape == t2["label"].shape == (1, 8, 8, 4) and int(t2["label"].sum()) > 0
 
     stacked = volume_datalist(root, dicom_sequences=["T1", "FLAIR", "T2"])
@@ -292,22 +296,22 @@ def test_dicom_series_sharing_one_folder_are_file_lists(tmp_path):
 def test_tcia_series_load_and_baseline_sequences_stack():
     datalist = volume_datalist(TCIA)
     ids = sorted(i["id"] for s in ("training", "validation", "test") for i in datalist[s])
-    assert [i.split("_")[1] for i in ids].count("19911119") == 4 and [i.split("_")[1] for i in ids].count(
-        "19920402"
-    ) == 2
+    studies = ["_".join(i.split("_")[:4]) for i in ids]  # patient_001_study_<k>: the baseline, then the follow-up
+    assert studies.count("patient_001_study_1") == 4 and studies.count("patient_001_study_2") == 2
+    assert not any("PGBM" in i or "1991" in i or "1992" in i for i in ids)  # no Patient ID, no date
     assert datalist["task"] == "segmentation" and datalist["label_values"] == [0, 1]  # MaskTumor series as labels
     ds, _ = resolve_volume_source(datalist=datalist, spatial_size=(64, 64, 16))
     dates = {}
     for index, entry in enumerate(ds.data):
-        if entry["id"].split("_")[1] not in dates:
-            dates[entry["id"].split("_")[1]] = ds[index]
-    assert sorted(dates) == ["19911119", "19920402"]  # both time points load as volumes
+        if entry["id"].split("_")[3] not in dates:
+            dates[entry["id"].split("_")[3]] = ds[index]
+    assert sorted(dates) == ["1", "2"]  # both time points load as volumes
     assert all(d["image"].shape == (1, 64, 64, 16) and torch.isfinite(d["image"]).all() for d in dates.values())
 
     stacked = volume_datalist(TCIA, dicom_sequences=["T1pre", "T1post", "FLAIR", "T2"])
     (item,) = stacked["training"] + stacked["validation"] + stacked["test"]  # the follow-up lacks T1pre and T2
     assert [Path(p).name.split("-")[1] for p in item["image"]] == ["T1prereg", "T1post", "FLAIRreg", "T2reg"]
-    assert "19920402" not in item["id"] and "no series matching" in stacked["skipped"][0]["reason"]
+    assert item["id"] == "patient_001_study_1" and "no series matching" in stacked["skipped"][0]["reason"]
     # the four registered baseline series share one grid: stacked as they are, without resampling
     loaded = LoadVolumed()({"image": [str(TCIA / p) for p in item["image"]], "label": str(TCIA / item["label"])})
     assert loaded["image"].shape == (4, 260, 320, 25) and loaded["label"].shape == (1, 260, 320, 25)
