@@ -144,7 +144,13 @@ def cmd_segment(args) -> None:
         name, path = spec.split("=", 1)
 
         def make_unet(path=path):
-            return load_pretrained_encoder(path, build_unet(), prefix=args.unet_prefix)
+            if not args.unet_encoder_only:
+                return load_pretrained_encoder(path, build_unet(), prefix=args.unet_prefix)
+            # only the encoder path (as MONAI's tutorial transfers its ViT encoder); decoder and output at random init
+            net, full = build_unet(), load_pretrained_encoder(path, build_unet(), prefix=args.unet_prefix)
+            names = set(encoder_parameter_names(net))
+            net.load_state_dict({k: v for k, v in full.state_dict().items() if k in names}, strict=False)
+            return net
 
         factories[name] = make_unet
     if "random" in args.baselines:
@@ -176,7 +182,7 @@ def _write_segment(args, records, factories, counts, ekw) -> None:
                "batch_size": args.batch_size, "lr": args.lr, "encoders": args.encoders,
                "random_init_encoder": ekw, "counts": counts,
                "encoder_lr_scale": args.encoder_lr_scale, "unet_prefix": args.unet_prefix,
-               "freeze_encoder": args.freeze_encoder,
+               "freeze_encoder": args.freeze_encoder, "unet_encoder_only": args.unet_encoder_only,
                "provenance": provenance()}  # fmt: skip
     atomic_write_text(OUT / f"segment_{args.tag}.json", json.dumps(payload, indent=4) + "\n")
 
@@ -352,6 +358,8 @@ def main() -> None:
     s.add_argument("--feature_size", type=int, default=16)
     s.add_argument("--amp", action="store_true")
     s.add_argument("--encoder_lr_scale", type=float, default=1.0, help="learning-rate factor of the ViT encoder")
+    s.add_argument("--unet_encoder_only", action="store_true",
+                   help="load only the encoder path of --unet_init checkpoints (decoder and output layer random)")
     s.add_argument("--freeze_encoder", action="store_true",
                    help="frozen-encoder protocol for UNet rows: only the decoder path trains")  # fmt: skip
     args = p.parse_args()
