@@ -128,6 +128,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="pretraining seed (a non-zero seed is added to the tag)")
     p.add_argument("--log_every", type=int, default=100)
     p.add_argument("--tag", default="", help="name of the output folder and file (default: the objective)")
+    p.add_argument("--append", action="store_true",
+                   help="add these protocols' records to an existing run_<tag>.json (pretraining resumed from its "
+                        "checkpoint), e.g. fine-tuning for a seed first run with the probes only")  # fmt: skip
     args = p.parse_args()
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = load("train"), load("val"), load("test")
     ekw = {"patch_size": args.patch, "hidden": args.hidden, "layers": args.layers, "heads": args.heads}
@@ -156,7 +159,8 @@ def main() -> None:
                                     flip_axes=(0, 1, 2), ckpt_dir=str(Path(args.ckpt_dir) / tag))  # fmt: skip
         random_init = lambda: build_encoder(1, (28, 28, 28), **ekw)  # noqa: E731
     pretrain_seconds = time.perf_counter() - t0
-    out = OUT / tag
+    previous = json.loads((OUT / f"run_{tag}.json").read_text()) if args.append else None
+    out = OUT / tag / "+".join(args.protocols) if args.append else OUT / tag
     suite = EvaluationSuite(
         model=encoder, train_data=(x_tr, y_tr), val_data=(x_va, y_va), test_data=(x_te, y_te), task="binary",
         output_dir=out, dataset_name="adrenalmnist3d", protocols=args.protocols, finetune_fractions=(1.0,),
@@ -167,9 +171,15 @@ def main() -> None:
         finetune_kwargs={"batch_size": 32, "lr": 5e-4, "flip_dims": (2, 3, 4)},
     )  # fmt: skip
     records = suite.run()
+    if previous is not None:  # keep the earlier protocols' records, pretraining history and time
+        done = {(r["method"], r["protocol"]) for r in records}
+        records = [r for r in previous["records"] if (r["method"], r["protocol"]) not in done] + records
+        history, pretrain_seconds = previous["history"], previous["pretrain_seconds"]
     payload = {"objective": args.objective, "steps": args.steps, "batch_size": args.batch_size, "encoder": ekw,
                "pretrain_seconds": pretrain_seconds, "history": history, "records": records,
                "provenance": provenance()}  # fmt: skip
+    if previous is not None:
+        payload["earlier_provenance"] = [previous["provenance"]] + previous.get("earlier_provenance", [])
     atomic_write_text(OUT / f"run_{tag}.json", json.dumps(payload, indent=4, default=str) + "\n")
     for r in records:
         print(r["method"], r["protocol"], r.get("probe"), f"auc={r.get('auc'):.4f} acc={r.get('acc'):.4f}")

@@ -164,6 +164,7 @@ def cmd_segment(args) -> None:
     lr_scales = {"encoder.": args.encoder_lr_scale}  # the ViT's encoder in JEPASegmenter
     if args.freeze_encoder:  # frozen-encoder protocol: the UNet's encoder path is not trained, the decoder is
         lr_scales = dict.fromkeys(encoder_parameter_names(build_unet()), 0.0)
+        factories = {f"{name}_frozen_encoder": make for name, make in factories.items()}
     records = []
     for seed in args.seeds if args.seeds else [args.seed]:
         records += segmentation_label_sweep(
