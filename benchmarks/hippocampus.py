@@ -359,8 +359,11 @@ def main() -> None:
     s.add_argument("--feature_size", type=int, default=16)
     s.add_argument("--amp", action="store_true")
     s.add_argument("--encoder_lr_scale", type=float, default=1.0, help="learning-rate factor of the ViT encoder")
-    s.add_argument("--unet_encoder_only", action="store_true",
-                   help="load only the encoder path of --unet_init checkpoints (decoder and output layer random)")
+    s.add_argument(
+        "--unet_encoder_only",
+        action="store_true",
+        help="load only the encoder path of --unet_init checkpoints (decoder and output layer random)",
+    )
     s.add_argument("--freeze_encoder", action="store_true",
                    help="frozen-encoder protocol for UNet rows: only the decoder path trains")  # fmt: skip
     args = p.parse_args()

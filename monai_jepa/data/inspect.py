@@ -94,6 +94,7 @@ def _base_report(path: Path, fmt: str) -> dict:
         "channels": None,
         "spacing": None,
         "orientation": None,
+        "affine": None,
         "dtype": None,
         "num_files": 1,
         "num_frames": None,
@@ -118,6 +119,7 @@ def _describe(report: dict, arr: np.ndarray, meta: dict, percentiles: Sequence[f
     )
     if report["format"] in ("nifti", "dicom", "dicom_series") and meta.get("geometry", True) and "affine" in meta:
         report["orientation"] = _orientation(np.asarray(meta["affine"]), n_spatial)
+        report["affine"] = np.round(np.asarray(meta["affine"], dtype=np.float64), 6).tolist()
     finite = np.isfinite(arr)
     n_bad = int(arr.size - np.count_nonzero(finite))
     if n_bad:
@@ -206,7 +208,15 @@ def _scan_folder(folder: Path) -> tuple[dict[tuple[str, str], list[Path]], list[
     others: list[Path] = []
     problems: list[dict] = []
     ignored = 0
-    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+    files: list[Path] = []
+
+    def unreadable(e: OSError) -> None:  # os.walk skips a folder it cannot list: report it instead
+        where = e.filename or folder
+        problems.append(_problem("unreadable", f"{where}: folder cannot be listed ({e.strerror or e}).", where))
+
+    for parent, _, names in os.walk(folder, onerror=unreadable):
+        files += [Path(parent) / n for n in names]
+    for f in sorted(p for p in files if p.is_file()):
         if f.name.upper() == "DICOMDIR":
             ignored += 1
             continue
@@ -241,12 +251,15 @@ def inspect_path(path: str | os.PathLike, percentiles: Sequence[float] = (1, 50,
         a JSON-serialisable dict. For one image (a file or a folder holding exactly one DICOM series): ``path``,
         ``kind`` (``"file"`` / ``"dicom_series"``), ``format``, ``modality`` (DICOM ``Modality``, else None),
         ``shape`` (channel first), ``spatial_shape``, ``channels``, ``spacing`` (mm), ``orientation`` (axis codes such
-        as ``"RAS"``, for NIfTI / DICOM), ``dtype`` (as stored), ``num_files``, ``num_frames``, ``intensity``
-        (``min``, ``max``, ``mean``, ``std``, ``p1``, ``p50``, ``p99``, over finite voxels), ``slice_gaps`` (series),
+        as ``"RAS"``, for NIfTI / DICOM), ``affine`` (4x4 RAS, NIfTI / DICOM), ``dtype`` (as stored), ``num_files``,
+        ``num_frames``, ``intensity`` (``min``, ``max``, ``mean``, ``std``, ``p1``, ``p50``, ``p99``, over finite
+        voxels), ``slice_gaps`` (series),
         and ``problems``: a list of ``{"code", "message", "path"}`` with codes from :data:`PROBLEM_CODES`.
         For a folder of several images: ``path``, ``kind="folder"``, ``num_files``, ``num_items``,
         ``ignored_files``, ``items`` (one report per image or series) and ``problems`` (all of them, each naming
-        its file or series). An npz archive of several arrays (MedMNIST: images and labels of each split) gives the
+        its file or series; the NIfTI volumes of one folder, the sequences of a case, must agree in spatial shape
+        and affine and hold one channel each, and a folder that cannot be listed is reported as ``unreadable``).
+        An npz archive of several arrays (MedMNIST: images and labels of each split) gives the
         same with ``kind="npz"`` and one item per array (``path`` ``"<file>[<array>]"``).
 
     Raises:
@@ -265,11 +278,46 @@ def inspect_path(path: str | os.PathLike, percentiles: Sequence[float] = (1, 50,
     series, others, problems, ignored = _scan_folder(path)
     items = [_inspect_series(Path(parent), files, percentiles) for (parent, _), files in sorted(series.items())]
     items += [_inspect_file(f, percentiles) for f in others]
+    problems += _sibling_problems(items)
     if len(items) == 1 and not problems and ignored == 0:
         return items[0]
     if not items and not problems:
         problems.append(_problem("empty", f"{path}: no image file in this folder (or below it).", path))
     return _folder_report(path, items, problems, ignored, "folder")
+
+
+def _sibling_problems(items: list[dict], atol: float = 1e-3) -> list[dict]:
+    """The volumes of one folder (the sequences of one case: ``t1``, ``t2``, ``flair``, ``seg``) must share their
+    spatial shape, affine and a single channel, as the loaders stack them: report the first file that does not."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for item in items:
+        if item.get("format") == "nifti" and item.get("spatial_shape") is not None and item.get("kind") == "file":
+            groups[str(Path(item["path"]).parent)].append(item)
+    problems = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        ref = group[0]
+        for item in group:
+            if item["channels"] != 1:
+                problems.append(_problem(
+                    "shape_mismatch", f"{item['path']}: {item['channels']} channels (a 4D NIfTI) beside "
+                    f"{len(group) - 1} other volume(s) in its folder; one 3D volume per sequence file is expected "
+                    "(a 4D file would be stacked as several channels).", item["path"]))  # fmt: skip
+            elif item["spatial_shape"] != ref["spatial_shape"]:
+                problems.append(_problem(
+                    "shape_mismatch", f"{item['path']} and {ref['path']} (same case folder) differ in spatial shape: "
+                    f"{_fmt(ref['spatial_shape'])} vs {_fmt(item['spatial_shape'])}.", item["path"]))  # fmt: skip
+            elif (
+                item.get("affine") is not None
+                and ref.get("affine") is not None
+                and not np.allclose(item["affine"], ref["affine"], atol=atol)
+            ):
+                problems.append(_problem(
+                    "shape_mismatch", f"{item['path']} and {ref['path']} (same case folder) differ in affine "
+                    "(spacing, orientation or origin): the sequences would not be voxel-aligned.",
+                    item["path"]))  # fmt: skip
+    return problems
 
 
 def _folder_report(path: Path, items: list[dict], problems: list[dict], ignored: int, kind: str) -> dict:

@@ -361,7 +361,8 @@ def _check_item(
     expected_dims: Any,
     expected_channels: Any,
     atol: float,
-) -> None:
+) -> int:
+    """Check one item (see :func:`check_datalist`); returns the image's channel count."""
     if not isinstance(item, dict):
         raise LayoutError(f"datalist item must be a dict, got {type(item).__name__}: {item!r}.")
     if image_key not in item:
@@ -377,17 +378,17 @@ def _check_item(
             if not p.exists():
                 what = "image" if key == image_key else key
                 raise MissingFileError(f"{p}: {what} file of this item does not exist (item {item!r}).", p)
-        dims, chans = (expected_dims, expected_channels) if key == image_key else (None, None)
+        dims, chans = (expected_dims, expected_channels) if key == image_key else (None, 1 if key == "label" else None)
         if len(paths) > 1 and all(p.is_file() and is_dicom_file(p) for p in paths):  # the slices of one series
             arr, meta = load_dicom(paths, source=paths[0].parent)
             _check_loaded(arr, meta, dims, chans)
-            loaded.append((key, paths[0].parent, tuple(arr.shape[1:]), meta["affine"]))
+            loaded.append((key, paths[0].parent, tuple(arr.shape[1:]), meta["affine"], arr.shape[0]))
             continue
-        for p in paths:
-            arr, meta = load_checked(p, dims, chans)
-            loaded.append((key, p, tuple(arr.shape[1:]), meta["affine"]))
-    ref_key, ref_path, ref_shape, ref_affine = loaded[0]
-    for key, p, shape, affine in loaded[1:]:
+        for p in paths:  # one file per sequence: each must be one volume (a 4D file would add channels)
+            arr, meta = load_checked(p, dims, chans if len(paths) == 1 else 1)
+            loaded.append((key, p, tuple(arr.shape[1:]), meta["affine"], arr.shape[0]))
+    ref_key, ref_path, ref_shape, ref_affine, _ = loaded[0]
+    for key, p, shape, affine, _ in loaded[1:]:
         if shape != ref_shape:
             raise ShapeMismatchError(
                 f"{ref_path} ({ref_key}) and {p} ({key}) differ in spatial shape: {ref_shape} vs {shape}.", p
@@ -398,6 +399,7 @@ def _check_item(
                 f"{atol}):\n{np.round(ref_affine, 4)}\nvs\n{np.round(affine, 4)}.",
                 p,
             )
+    return sum(c for key, *_, c in loaded if key == image_key)
 
 
 def _write_report(report: Path, checked: int, skipped: list[dict]) -> None:
@@ -495,11 +497,21 @@ def check_datalist(
 
     skipped: list[dict] = []
     kept: dict = {}
+    first: tuple[int, Any] | None = None  # (channels, where) of the first good item: batches need one channel count
     for split, items in splits.items():
         kept[split] = []
         for i, item in enumerate(items):
             try:
-                _check_item(item, keys, image_key, base, expected_dims, expected_channels, atol)
+                channels = _check_item(item, keys, image_key, base, expected_dims, expected_channels, atol)
+                if first is None:
+                    first = (channels, item[image_key])
+                elif channels != first[0]:
+                    paths = _item_paths(item[image_key], base) or [item[image_key]]
+                    raise InvalidImageError(
+                        f"{paths[0]}: the image of this item has {channels} channel(s), the first item's "
+                        f"({first[1]}) has {first[0]}; every item must have the same channels.",
+                        paths[0],
+                    )
             except DataError as e:
                 if not skip_bad:
                     raise

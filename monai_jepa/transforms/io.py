@@ -201,7 +201,8 @@ class LoadVolume(Transform):
     The value is one path (a NIfTI file, possibly 4D with channels last, or a DICOM series folder) or a list of channel
     entries, each a path or the list of DICOM files of one series; the channels are stacked with
     :class:`StackSequences` after checking that they share a grid, or, with ``resample=True``, after resampling the
-    others onto the first one's grid (trilinear, MONAI ``ResampleToMatch``). Every file goes through
+    others onto the first one's grid (trilinear, MONAI ``ResampleToMatch``); each entry of such a list must hold one
+    volume (a 4D file there raises :class:`~monai_jepa.data.InvalidImageError` naming it). Every file goes through
     :func:`~monai_jepa.data.load_checked` (DICOM through :mod:`monai_jepa.data.dicom`), so unreadable files, NaN voxels
     and wrong dimensionality raise the documented errors naming the file. Values that are not paths (in-memory arrays,
     class indices) pass unchanged.
@@ -241,7 +242,8 @@ class LoadVolume(Transform):
             return self.load_one(value)
         if not isinstance(value, (list, tuple)) or not value:
             return value
-        volumes = [self.load_one(v) for v in value]
+        # one volume per sequence file: a 4D file among them would add channels that later batches cannot stack
+        volumes = [self.load_one(v, channels=1 if len(value) > 1 else None) for v in value]
         if self.resample:
             ref = volumes[0]
             for i, vol in enumerate(volumes[1:], start=1):

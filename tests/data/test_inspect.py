@@ -131,3 +131,59 @@ def test_npz_archive_of_several_arrays_describes_each(tmp_path):
     ]
     text = format_report(report)
     assert "3 array(s) in 1 file(s)" in text and "PROBLEM [non_finite]" in text
+
+
+def test_case_folder_sequences_must_agree(tmp_path):
+    """The sequences of one case folder are stacked by the loaders: a 4D file, a different shape or a different
+    affine among them is a problem (inspect used to say "no problem found")."""
+    rng = np.random.default_rng(0)
+    vol = lambda *shape: rng.random(shape).astype(np.float32)  # noqa: E731
+    case = tmp_path / "ok"
+    case.mkdir()
+    for name in ("t1", "t2", "flair"):
+        write_nifti(case / f"{name}.nii.gz", vol(6, 7, 8))
+    assert inspect_path(case)["problems"] == []
+    four_d = tmp_path / "four_d"
+    four_d.mkdir()
+    write_nifti(four_d / "t1.nii.gz", vol(6, 7, 8))
+    write_nifti(four_d / "t2.nii.gz", vol(6, 7, 8, 3))
+    r = inspect_path(four_d)
+    assert _codes(r) == ["shape_mismatch"] and r["problems"][0]["path"] == str(four_d / "t2.nii.gz")
+    assert "3 channels (a 4D NIfTI)" in r["problems"][0]["message"]
+    shape = tmp_path / "shape"
+    shape.mkdir()
+    write_nifti(shape / "t1.nii.gz", vol(6, 7, 8))
+    write_nifti(shape / "t2.nii.gz", vol(6, 7, 9))
+    r = inspect_path(shape)
+    assert _codes(r) == ["shape_mismatch"] and "differ in spatial shape: 6 x 7 x 8 vs 6 x 7 x 9" in format_report(r)
+    moved = tmp_path / "affine"
+    moved.mkdir()
+    write_nifti(moved / "t1.nii.gz", vol(6, 7, 8))
+    write_nifti(moved / "t2.nii.gz", vol(6, 7, 8), np.diag([1.0, 1.0, 2.0, 1.0]))
+    r = inspect_path(moved)
+    assert _codes(r) == ["shape_mismatch"] and "differ in affine" in r["problems"][0]["message"]
+    assert r["items"][1]["affine"][2][2] == 2.0
+
+
+def test_unreadable_subfolder_is_reported(tmp_path, monkeypatch):
+    """A folder that cannot be listed is a problem, not silently skipped (nor an "empty" top folder)."""
+    import os
+
+    (tmp_path / "a").mkdir()
+    write_nifti(tmp_path / "a" / "t1.nii.gz", np.ones((4, 4, 4), np.float32) * np.arange(4))
+    (tmp_path / "locked").mkdir()
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    r = inspect_path(tmp_path)
+    assert _codes(r) == ["unreadable"] and r["problems"][0]["path"] == str(tmp_path / "locked")
+    assert "folder cannot be listed (Permission denied)" in r["problems"][0]["message"]
+    (tmp_path / "a" / "t1.nii.gz").unlink()
+    (tmp_path / "a").rmdir()
+    r = inspect_path(tmp_path)
+    assert _codes(r) == ["unreadable"]  # not "empty": the folder may hold images that could not be seen

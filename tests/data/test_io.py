@@ -246,6 +246,25 @@ def test_check_datalist_good_and_errors(tmp_path):
         check_datalist({"training": []})
 
 
+def test_check_datalist_four_d_sequences_and_channel_agreement(tmp_path):
+    """A 4D NIfTI among the sequence files of a case, a 4D label, or items with different channel counts fail
+    ``check`` naming the file (a 4D NIfTI used to pass unless ``expected_channels`` was given)."""
+    vol = np.ones((4, 4, 4), np.float32) * np.arange(4)
+    t1 = write_nifti(tmp_path / "t1.nii.gz", vol)
+    t2 = write_nifti(tmp_path / "t2.nii.gz", vol)
+    four = write_nifti(tmp_path / "four.nii.gz", np.stack([vol] * 3, -1))
+    assert len(check_datalist([{"image": [str(t1), str(t2)]}, {"image": [str(t2), str(t1)]}])[0]) == 2
+    with pytest.raises(InvalidImageError, match=r"four.nii.gz: expected 1 channel\(s\), got 3"):
+        check_datalist([{"image": [str(t1), str(four)]}])
+    with pytest.raises(InvalidImageError, match=r"four.nii.gz: expected 1 channel\(s\), got 3"):
+        check_datalist([{"image": str(t1), "label": str(four)}])
+    with pytest.raises(InvalidImageError, match=r"four.nii.gz: the image of this item has 3 channel\(s\), the first"):
+        check_datalist({"training": [{"image": [str(t1), str(t2)]}], "validation": [{"image": str(four)}]})
+    ok, skipped = check_datalist([{"image": str(t1)}, {"image": str(four)}, {"image": str(t2)}], skip_bad=True)
+    assert ok == [{"image": str(t1)}, {"image": str(t2)}] and skipped[0]["index"] == 1
+    assert len(check_datalist([{"image": str(four)}, {"image": str(four)}])[0]) == 2  # MSD: 4D images throughout
+
+
 def test_check_datalist_affine_mismatch(tmp_path):
     img = write_nifti(tmp_path / "i.nii.gz", np.zeros((3, 3, 3), np.float32), np.diag([1.0, 1.0, 1.0, 1.0]))
     lbl = write_nifti(tmp_path / "l.nii.gz", np.zeros((3, 3, 3), np.float32), np.diag([1.0, 1.0, 2.0, 1.0]))

@@ -117,6 +117,10 @@ def test_load_volume_channels_label_and_grid_checks(tmp_path):
     two = write_nifti(tmp_path / "two.nii.gz", np.ones((2, 3, 4, 2), np.float32), affine)
     with pytest.raises(InvalidImageError, match="2 channels"):
         LoadVolumed()({"image": str(t1), "label": str(two)})
+    # a 4D file among the sequences of a case is refused by name (it used to add channels: a collate error later)
+    with pytest.raises(InvalidImageError, match=r"two.nii.gz: expected 1 channel\(s\), got 2"):
+        LoadVolume()([str(t1), str(two)])
+    assert LoadVolume()(str(two)).shape == (2, 2, 3, 4)  # alone, a 4D NIfTI is a multi-channel image (MSD layout)
 
 
 def test_load_volume_dicom_series_files(tmp_path):
