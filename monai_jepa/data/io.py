@@ -23,6 +23,7 @@ reject corrupt files (naming them) before their voxels are allocated.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -360,7 +361,7 @@ def _check_item(
     base_dir: Path | None,
     expected_dims: Any,
     expected_channels: Any,
-    atol: float,
+    atol: float | None,
 ) -> int:
     """Check one item (see :func:`check_datalist`); returns the image's channel count."""
     if not isinstance(item, dict):
@@ -388,7 +389,7 @@ def _check_item(
             arr, meta = load_checked(p, dims, chans if len(paths) == 1 else 1)
             loaded.append((key, p, tuple(arr.shape[1:]), meta["affine"], arr.shape[0]))
     ref_key, ref_path, ref_shape, ref_affine, _ = loaded[0]
-    for key, p, shape, affine, _ in loaded[1:]:
+    for key, p, shape, affine, _ in loaded[1:] if atol is not None else []:
         if shape != ref_shape:
             raise ShapeMismatchError(
                 f"{ref_path} ({ref_key}) and {p} ({key}) differ in spatial shape: {ref_shape} vs {shape}.", p
@@ -400,6 +401,33 @@ def _check_item(
                 p,
             )
     return sum(c for key, *_, c in loaded if key == image_key)
+
+
+def _fingerprint(item: Any, keys: Sequence[str], base_dir: Path | None) -> str | None:
+    """Path, size and modification time of every file of an item (the files of a DICOM folder included), or None
+    when a file is missing (the check then reports it)."""
+    if not isinstance(item, dict):
+        return None
+    parts = []
+    for key in keys:
+        for p in _item_paths(item.get(key), base_dir) or []:
+            try:
+                files = sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
+                parts += [(key, str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+            except OSError:
+                return None
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest() if parts else None
+
+
+def _read_check_cache(cache: str | os.PathLike | None) -> dict[str, int]:
+    if cache is None or not Path(cache).is_file():
+        return {}
+    try:
+        payload = json.loads(Path(cache).read_text())
+        return {str(k): int(v) for k, v in payload["passed"].items()} if payload.get("version") == 1 else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        logger.warning("ignoring the unreadable validation cache %s; every item is checked.", cache)
+        return {}
 
 
 def _write_report(report: Path, checked: int, skipped: list[dict]) -> None:
@@ -433,6 +461,9 @@ def check_datalist(
     expected_dims: int | Sequence[int] | None = None,
     expected_channels: int | Sequence[int] | None = None,
     atol: float = 1e-3,
+    same_channels: bool = True,
+    same_grid: bool = True,
+    cache: str | os.PathLike | None = None,
 ) -> tuple[list | dict, list[dict]]:
     """Validate every item of a datalist: files exist and decode, and the image(s) and label agree.
 
@@ -454,6 +485,13 @@ def check_datalist(
         expected_dims: accepted spatial dimensionality of the image(s), see :func:`load_checked`.
         expected_channels: accepted channel count(s) of each image file.
         atol: tolerance on affine entries when comparing image and label.
+        same_channels: require one image channel count across all items (they are batched together); False where
+            the preprocessing converts channels (2D folders mixing grey and colour files).
+        same_grid: require the files of an item to share spatial shape and affine; False where the loader
+            resamples them onto the first one's grid (DICOM series of one study).
+        cache: a JSON file remembering the items that passed, by the path, size and modification time of each of
+            their files: those are not decoded again, so a rerun on an unchanged dataset checks in seconds. Written
+            (atomically) only when the check succeeds, with the good items.
 
     Returns:
         ``(ok_items, skipped)``: the datalist with only the good items (same structure as given) and one dict per
@@ -485,7 +523,7 @@ def check_datalist(
         splits = {
             k: v
             for k, v in datalist.items()
-            if isinstance(v, list) and (k in _SPLIT_NAMES or any(isinstance(i, Mapping) for i in v))
+            if isinstance(v, list) and (k in _SPLIT_NAMES or any(isinstance(i, Mapping) and image_key in i for i in v))
         }
     elif isinstance(datalist, list):
         splits = {None: datalist}
@@ -498,12 +536,20 @@ def check_datalist(
     skipped: list[dict] = []
     kept: dict = {}
     first: tuple[int, Any] | None = None  # (channels, where) of the first good item: batches need one channel count
+    known, passed = _read_check_cache(cache), {}
     for split, items in splits.items():
         kept[split] = []
         for i, item in enumerate(items):
             try:
-                channels = _check_item(item, keys, image_key, base, expected_dims, expected_channels, atol)
-                if first is None:
+                stamp = _fingerprint(item, keys, base) if cache is not None else None
+                channels = known.get(stamp) if stamp is not None else None
+                if channels is None:
+                    channels = _check_item(
+                        item, keys, image_key, base, expected_dims, expected_channels, atol if same_grid else None
+                    )
+                if stamp is not None:
+                    passed[stamp] = channels
+                if first is None or not same_channels:
                     first = (channels, item[image_key])
                 elif channels != first[0]:
                     paths = _item_paths(item[image_key], base) or [item[image_key]]
@@ -526,6 +572,8 @@ def check_datalist(
         _write_report(Path(report), total, skipped)
     if skip_bad and total == len(skipped):
         raise EmptyDatasetError(f"all {total} datalist items are bad" + (f"; see {report}." if report else "."))
+    if cache is not None:
+        atomic_write_text(Path(cache), json.dumps({"version": 1, "passed": passed}, indent=1) + "\n")
     if None in kept:
         return kept[None], skipped
     ok = dict(datalist)

@@ -74,7 +74,7 @@ from .demo import make_demo_images
 from .demo3d import make_demo_brats
 from .dicom import is_dicom_file, load_dicom
 from .errors import EmptyDatasetError, LayoutError, MissingFileError
-from .io import load_checked
+from .io import check_datalist, load_checked
 from .presets import ct_preset, mri_preset
 
 __all__ = [
@@ -778,6 +778,10 @@ def volume_datalist(
     dicom_mask_pattern: str = _MASK_PATTERN,
     dicom_phi_ids: bool = False,
     out: str | os.PathLike | None = None,
+    validate: bool = False,
+    skip_bad: bool = False,
+    validation_cache: str | os.PathLike | None = None,
+    validation_report: str | os.PathLike | None = None,
     **builder_kwargs: Any,
 ) -> dict:
     """The datalist of a 3D source, in the :func:`~monai_jepa.data.build_datalist` format plus a description.
@@ -812,8 +816,18 @@ def volume_datalist(
         dicom_mask_pattern: regular expression (case-blind) recognising mask series.
         dicom_phi_ids: name DICOM items by Patient ID, study date and series description (as read) instead of the
             default ``patient_001_study_1_<series description>``, which holds no header value.
-        out: also write the datalist there (4-space JSON, atomically; on rank 0 only under ``torch.distributed``).
-        builder_kwargs: extra arguments of the datalist builder (e.g. ``version`` for BraTS, ``skip_bad``).
+        out: also write the datalist there (4-space JSON, atomically; on rank 0 only under ``torch.distributed``),
+            after the validation: a datalist that fails it is not written.
+        validate: decode every file of every split before returning (:func:`~monai_jepa.data.check_datalist`:
+            readable, 3D, finite, the sequences and the label of a case on one grid, one channel count across
+            cases), so that bad input stops a run before its first step, naming the file. Not done for MedMNIST and
+            demo data (read or generated here).
+        skip_bad: with ``validate``, drop the bad cases (logged, listed under ``"invalid"`` and in
+            ``validation_report``) instead of raising the first error.
+        validation_cache: with ``validate``, the cache of cases that passed (see
+            :func:`~monai_jepa.data.check_datalist`), so that reruns decode only new or changed files.
+        validation_report: with ``validate``, a JSON / CSV file listing the dropped cases (written when given).
+        builder_kwargs: extra arguments of the datalist builder (e.g. ``version`` for BraTS).
 
     Returns:
         the datalist dict (keys ``name, description, task, labels, root, training, validation, test``) plus
@@ -875,6 +889,13 @@ def volume_datalist(
         datalist["num_classes"] = 0
     datalist.setdefault("modality", {})
     datalist.update(source=kind, is_synthetic=kind == "demo", dataset_dir=None if root is None else str(root))
+    if validate and kind not in ("medmnist", "demo"):
+        datalist, invalid = check_datalist(
+            datalist, skip_bad, validation_report, base_dir=data_root, expected_dims=3,
+            same_grid=kind != "dicom_series", cache=validation_cache if get_rank() == 0 else None,
+        )  # fmt: skip
+        if invalid:
+            datalist["invalid"] = invalid
     if out is not None and get_rank() == 0:
         write_datalist(datalist, out)
     return datalist

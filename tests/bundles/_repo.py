@@ -20,10 +20,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def bundle_env() -> dict[str, str]:
-    """Environment of a bundle subprocess run from the repository root: the checkout importable, one thread."""
+def bundle_env(**extra: str) -> dict[str, str]:
+    """Environment of a bundle subprocess run from the repository root: the checkout importable, one thread (plus
+    ``extra`` variables)."""
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", **extra}
 
 
 def find_artifacts(pattern: re.Pattern, skip_dirs: Collection[str]) -> set[str]:

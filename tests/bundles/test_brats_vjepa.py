@@ -192,3 +192,44 @@ def test_embed_preprocessing_matches_training(tmp_path):
     embed = parser.get_parsed_content("preprocessing")({"image": files})["image"]
     train = volume_preprocessing((24, 24, 24), "mri", label=False)({"image": files})["image"]
     assert embed.shape == (4, 24, 24, 24) and torch.allclose(torch.as_tensor(embed), train, atol=1e-5)
+
+
+def _nifti_cases(folder: Path, n: int = 5, size: int = 32) -> list[Path]:
+    import nibabel as nib
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        paths.append(folder / f"case_{i:02d}.nii.gz")
+        nib.save(nib.Nifti1Image(rng.random((size,) * 3, dtype=np.float32) * 100, np.eye(4)), str(paths[-1]))
+    return paths
+
+
+def test_bad_case_stops_the_run_before_anything_is_written(tmp_path):
+    """Validation before training: a truncated volume anywhere in the datalist (here possibly in a split that
+    pretraining never reads) stops the run with one line naming the file, exit 1, and no output folder; with
+    ``--skip_bad True`` the case is dropped, listed in ``invalid_cases.json`` and training goes on."""
+    paths = _nifti_cases(tmp_path / "data")
+    paths[3].write_bytes(paths[3].read_bytes()[:2000])
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", TRAIN, "--dataset_dir", str(tmp_path / "data"),
+           "--output_dir", str(out), *TINY]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, env=bundle_env(MONAI_JEPA_DEBUG=""), capture_output=True, text=True,
+                          timeout=240)  # fmt: skip
+    assert proc.returncode == 1, (proc.stdout + proc.stderr)[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-2].startswith(f"error: UnreadableFileError: {paths[3]}: cannot read nifti file")
+    assert not out.exists()
+    proc = subprocess.run([*cmd, "--skip_bad", "True"], cwd=REPO, env=bundle_env(), capture_output=True, text=True,
+                          timeout=240)  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    report = json.loads((out / "invalid_cases.json").read_text())
+    assert (report["checked"], report["ok"], report["skipped"][0]["path"]) == (5, 4, str(paths[3]))
+    datalist = json.loads((out / "datalist.json").read_text())
+    kept = [i["image"] for s in ("training", "validation", "test") for i in datalist[s]]
+    assert len(kept) == 4 and not any(str(paths[3]).endswith(k) for k in kept)
+    assert (out / "models" / "model.pt").is_file()
+    # the cache of checked cases: a rerun decodes only what changed (the cache names no case that failed)
+    cache = json.loads((out / "validation_cache.json").read_text())
+    assert cache["version"] == 1 and len(cache["passed"]) == 4

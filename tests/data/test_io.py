@@ -333,3 +333,30 @@ def test_check_datalist_accepts_the_brats_datalist_the_bundle_writes(tmp_path):
     bad = dict(written, training=written["training"] + ["not-an-item"])  # a non-item inside a split is still an error
     with pytest.raises(LayoutError, match="must be a dict"):
         check_datalist(bad)
+
+
+def test_check_datalist_cache_skips_unchanged_items(tmp_path, monkeypatch):
+    """Items that passed are remembered by path, size and mtime: a rerun decodes only new or changed files; the cache
+    is written only when the check succeeds; non-item lists of a datalist (a ``skipped`` list) are not splits."""
+    import monai_jepa.data.io as io
+
+    vol = np.ones((4, 4, 4), np.float32) * np.arange(4)
+    write_nifti(tmp_path / "a.nii.gz", vol)
+    b = write_nifti(tmp_path / "b.nii.gz", vol)
+    datalist = {"training": [{"image": "a.nii.gz"}], "test": [{"image": "b.nii.gz"}], "skipped": [{"path": "x"}]}
+    cache = tmp_path / "cache.json"
+    ok, _ = check_datalist(datalist, base_dir=tmp_path, cache=cache)
+    assert ok["skipped"] == [{"path": "x"}] and len(json.loads(cache.read_text())["passed"]) == 2
+    calls = []
+    real = io.load_checked
+    monkeypatch.setattr(io, "load_checked", lambda p, *a, **k: calls.append(Path(p).name) or real(p, *a, **k))
+    check_datalist(datalist, base_dir=tmp_path, cache=cache)
+    assert calls == []  # nothing decoded again
+    write_nifti(b, np.ones((4, 4, 5), np.float32))  # changed: re-checked
+    check_datalist(datalist, base_dir=tmp_path, cache=cache)
+    assert calls == ["b.nii.gz"]
+    b.write_bytes(b.read_bytes()[:40])  # now broken: the error, and the cache left as it was
+    before = cache.read_text()
+    with pytest.raises(UnreadableFileError, match="b.nii.gz"):
+        check_datalist(datalist, base_dir=tmp_path, cache=cache)
+    assert cache.read_text() == before
