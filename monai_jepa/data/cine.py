@@ -41,6 +41,7 @@ from monai_jepa.utils.dist import get_rank, is_dist
 from .datalist import dataset_root, make_datalist, patient_split, register_datalist, write_datalist
 from .dicom import find_dicom_files, load_cine_dicom, read_header
 from .errors import EmptyDatasetError, InvalidImageError, LayoutError, MissingFileError, ShapeMismatchError
+from .io import check_datalist
 from .sources import _warn_synthetic
 from .video import is_video, load_video, video_clips
 
@@ -442,6 +443,11 @@ def cine_datalist(
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
     seed: int = 0,
     out: str | os.PathLike | None = None,
+    validate: bool = False,
+    color: str = "gray",
+    skip_bad: bool = False,
+    validation_cache: str | os.PathLike | None = None,
+    validation_report: str | os.PathLike | None = None,
 ) -> dict:
     """The datalist of the cine clips at ``dataset_dir`` (see the module docstring), written to ``out`` when given.
 
@@ -453,7 +459,16 @@ def cine_datalist(
         fractions: ``(training, validation, test)`` patient fractions.
         seed: seed of the split and of the demo data.
         out: optional JSON path (written atomically, by rank 0 under ``torch.distributed``, the other ranks waiting at
-            a barrier); read it back with ``monai.data.load_decathlon_datalist``.
+            a barrier); read it back with ``monai.data.load_decathlon_datalist``. Written after the validation: a
+            datalist that fails it is not written.
+        validate: load every clip of every split with :class:`~monai_jepa.transforms.LoadCined` (``color``) before
+            returning (:func:`~monai_jepa.data.check_datalist` with that loader; one channel count across clips), so
+            that a bad clip stops a run before its first step, naming the file. Demo clips are not checked.
+        color: ``"gray"`` or ``"rgb"``, as the clips will be loaded.
+        skip_bad: with ``validate``, drop the bad clips (logged, listed under ``"invalid"`` and in
+            ``validation_report``) instead of raising the first error.
+        validation_cache: with ``validate``, the cache of clips that passed (by path, size and modification time).
+        validation_report: with ``validate``, a JSON / CSV file listing the dropped clips (written when given).
 
     Returns:
         the datalist, with ``"kind"``; items keep the split of their patient.
@@ -507,6 +522,15 @@ def cine_datalist(
             ["background", "lv_cavity"] if labelled else None,
         )
     datalist["kind"] = kind
+    if validate and kind != "demo":
+        from monai_jepa.transforms import LoadCined
+
+        datalist, invalid = check_datalist(
+            datalist, skip_bad, validation_report, keys=("image",), base_dir=datalist["root"],
+            cache=validation_cache if get_rank() == 0 else None, loader=LoadCined("image", color=color),
+        )  # fmt: skip
+        if invalid:
+            datalist["invalid"] = invalid
     if out is not None and get_rank() == 0:
         write_datalist(datalist, out)
     if out is not None and is_dist():

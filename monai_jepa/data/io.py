@@ -30,7 +30,7 @@ import math
 import os
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -403,6 +403,24 @@ def _check_item(
     return sum(c for key, *_, c in loaded if key == image_key)
 
 
+def _load_item(item: Any, keys: Sequence[str], image_key: str, base_dir: Path | None, loader: Callable) -> int:
+    """Check one item with the pipeline's own ``loader``; returns the loaded image's channel count."""
+    if not isinstance(item, dict) or image_key not in item:
+        raise LayoutError(f"datalist item must be a dict with an {image_key!r} key, got {item!r}.")
+    data = dict(item)
+    for key in keys:
+        paths = _item_paths(data.get(key), base_dir)
+        if paths is not None:
+            data[key] = [str(p) for p in paths] if isinstance(data[key], (list, tuple)) else str(paths[0])
+    first = (_item_paths(item[image_key], base_dir) or [item[image_key]])[0]
+    try:
+        return int(loader(data)[image_key].shape[0])
+    except DataError:
+        raise
+    except Exception as e:  # a decoder's own error: name the item's file
+        raise UnreadableFileError(f"{first}: cannot be loaded ({type(e).__name__}: {e}).", first) from e
+
+
 def _fingerprint(item: Any, keys: Sequence[str], base_dir: Path | None) -> str | None:
     """Path, size and modification time of every file of an item (the files of a DICOM folder included), or None
     when a file is missing (the check then reports it)."""
@@ -464,6 +482,7 @@ def check_datalist(
     same_channels: bool = True,
     same_grid: bool = True,
     cache: str | os.PathLike | None = None,
+    loader: Callable[[dict], Mapping] | None = None,
 ) -> tuple[list | dict, list[dict]]:
     """Validate every item of a datalist: files exist and decode, and the image(s) and label agree.
 
@@ -492,6 +511,10 @@ def check_datalist(
         cache: a JSON file remembering the items that passed, by the path, size and modification time of each of
             their files: those are not decoded again, so a rerun on an unchanged dataset checks in seconds. Written
             (atomically) only when the check succeeds, with the good items.
+        loader: a dictionary transform that loads an item as the training pipeline does (e.g.
+            :class:`~monai_jepa.transforms.LoadCined` for cine clips); each item, its ``keys`` paths made absolute, is
+            checked by calling it instead of the file-by-file checks above (any failure becomes an
+            :class:`UnreadableFileError` naming the item's first file). The channel count is that of its output.
 
     Returns:
         ``(ok_items, skipped)``: the datalist with only the good items (same structure as given) and one dict per
@@ -543,7 +566,9 @@ def check_datalist(
             try:
                 stamp = _fingerprint(item, keys, base) if cache is not None else None
                 channels = known.get(stamp) if stamp is not None else None
-                if channels is None:
+                if channels is None and loader is not None:
+                    channels = _load_item(item, keys, image_key, base, loader)
+                elif channels is None:
                     channels = _check_item(
                         item, keys, image_key, base, expected_dims, expected_channels, atol if same_grid else None
                     )

@@ -949,6 +949,10 @@ def resolve_image_source(
     seed: int = 0,
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
+    validate: bool = False,
+    skip_bad: bool = False,
+    validation_cache: str | os.PathLike | None = None,
+    validation_report: str | os.PathLike | None = None,
     **datalist_kwargs: Any,
 ) -> ImageSource:
     """Build a MONAI dataset of preprocessed 2D images from whatever ``dataset_dir`` points at.
@@ -984,6 +988,14 @@ def resolve_image_source(
         seed: seed of the synthetic images and of the random folder split.
         val_fraction: validation share of a plain folder without a ``split`` column.
         test_fraction: test share of a plain folder without a ``split`` column.
+        validate: decode every image file of the split before building the dataset
+            (:func:`~monai_jepa.data.check_datalist`: readable, finite, not empty), so that a bad file stops a run
+            before its first step, naming it. MedMNIST and demo images are in memory and not checked.
+        skip_bad: with ``validate``, drop the bad files (logged, counted in ``info["num_invalid"]``, listed in
+            ``validation_report``) instead of raising the first error.
+        validation_cache: with ``validate``, the cache of files that passed (by path, size and modification time), so
+            that reruns decode only new or changed files.
+        validation_report: with ``validate``, a JSON / CSV file listing the dropped files (written when given).
         datalist_kwargs: extra arguments of the datalist builders (CXR layouts).
 
     Returns:
@@ -1032,6 +1044,12 @@ def resolve_image_source(
         load, meta["in_channels"] = True, 1
     if max_items is not None:
         items = items[: int(max_items)]
+    invalid: list[dict] = []
+    if validate and load and items:  # grey and colour files may mix: the preprocessing converts the channels
+        items, invalid = check_datalist(
+            items, skip_bad, validation_report, keys=("image",), same_channels=False,
+            cache=validation_cache if get_rank() == 0 else None,
+        )  # fmt: skip
     if not items:
         raise EmptyDatasetError(f"the '{split}' split of '{dataset_dir}' ({kind}) holds no image.", dataset_dir)
     channels = meta["in_channels"] if in_channels is None else int(in_channels)
@@ -1046,6 +1064,7 @@ def resolve_image_source(
         "image_size": size,
         "split": split,
         "num_items": len(items),
+        "num_invalid": len(invalid),
         "dataset_dir": None if root is None else str(root),
     }
     return ImageSource(ds, info)

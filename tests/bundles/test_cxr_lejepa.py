@@ -270,3 +270,32 @@ def test_inference_preprocessing_loads_a_file(tmp_path):
     item = parser.get_parsed_content("preprocessing")({"image": str(tmp_path / "x.png")})
     assert type(item["image"]) is torch.Tensor and item["image"].shape == (1, 64, 64)
     assert float(item["image"].min()) == 0.0 and float(item["image"].max()) == 1.0
+
+
+def test_truncated_png_stops_the_run_before_anything_is_written(tmp_path):
+    """Validation before training: a truncated PNG stops the run with one line naming it, exit 1, no output folder;
+    ``--skip_bad True`` drops it, lists it in ``invalid_images_training.json`` and trains on the rest."""
+    data = tmp_path / "data"
+    data.mkdir()
+    paths = [data / f"img_{i:02d}.png" for i in range(16)]
+    for i, p in enumerate(paths):
+        _write_png(p, seed=i)
+    with open(data / "labels.csv", "w") as f:  # every image in the training split
+        f.write("image,label,split\n" + "".join(f"{p.name},{i % 2},training\n" for i, p in enumerate(paths)))
+    paths[5].write_bytes(paths[5].read_bytes()[:300])
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", TRAIN, "--dataset_dir", str(data),
+           "--output_dir", str(out), *TINY]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, env=bundle_env(MONAI_JEPA_DEBUG=""), capture_output=True, text=True,
+                          timeout=240)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, (proc.stdout + proc.stderr)[-3000:]
+    assert proc.stderr.splitlines()[-2] == (
+        f"error: UnreadableFileError: {paths[5]}: cannot read png file (OSError: image file is truncated)."
+    )
+    assert not out.exists()
+    proc = subprocess.run([*cmd, "--skip_bad", "True"], cwd=REPO, env=bundle_env(), capture_output=True, text=True,
+                          timeout=240)  # fmt: skip
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    report = json.loads((out / "invalid_images_training.json").read_text())
+    assert (report["checked"], report["ok"], report["skipped"][0]["path"]) == (16, 15, str(paths[5]))
+    assert (out / "models" / "model.pt").is_file()

@@ -279,3 +279,22 @@ def test_acdc_bad_info_names_the_file(tmp_path, kwargs, message):
     with pytest.raises(LayoutError, match=message) as e:
         cine_datalist(tmp_path, kind="acdc")
     assert "Info.cfg" in str(e.value)
+
+
+def test_cine_datalist_validates_clips_with_the_loader(tmp_path):
+    """validate=True loads every clip with LoadCined before the datalist is written: a truncated clip raises naming
+    it (no datalist file); skip_bad drops and reports it; the cache spares a rerun the decoding."""
+    make_demo_cine(tmp_path / "clips", 4, (24, 24), 6, 0)
+    bad = tmp_path / "clips" / "case_002.nii.gz"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
+    out, cache = tmp_path / "datalist.json", tmp_path / "cache.json"
+    with pytest.raises(UnreadableFileError, match=r"case_002.nii.gz: cannot be loaded \(EOFError"):
+        cine_datalist(tmp_path / "clips", kind="nifti", out=out, validate=True, validation_cache=cache)
+    assert not out.exists() and not cache.exists()
+    report = tmp_path / "invalid.json"
+    datalist = cine_datalist(tmp_path / "clips", kind="nifti", out=out, validate=True, skip_bad=True,
+                             validation_cache=cache, validation_report=report)  # fmt: skip
+    kept = [i["image"] for s in ("training", "validation", "test") for i in datalist[s]]
+    assert len(kept) == 3 and not any("case_002" in k for k in kept) and datalist["invalid"][0]["path"] == str(bad)
+    assert json.loads(report.read_text())["ok"] == 3 and len(json.loads(cache.read_text())["passed"]) == 3
+    assert json.loads(out.read_text())["invalid"][0]["error"] == "UnreadableFileError"

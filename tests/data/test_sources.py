@@ -255,7 +255,7 @@ def test_dicom_series_items_stacking_and_resampling(tmp_path):
     assert all(i["label"] == "P1/mask" for i in items.values())
     ds, info = resolve_volume_source(datalist=datalist, spatial_size=(8, 8, 4), intensity="none")
     by_id = {d["id"]: d for d in ds}
-    t2 = by_id["patient_001_study_1_T2"]  # the mask (8 x 8 pixels of 1 mm) is resampled onto the T2 grid (5 x 5, 1.6 mm)
+    t2 = by_id["patient_001_study_1_T2"]  # the mask (8 x 8 pixels of 1 mm) resampled onto the T2 grid (5 x 5, 1.6 mm)
     assert t2["image"].shape == t2["label"].shape == (1, 8, 8, 4) and int(t2["label"].sum()) > 0
 
     stacked = volume_datalist(root, dicom_sequences=["T1", "FLAIR", "T2"])
