@@ -61,6 +61,7 @@ __all__ = [
     "sort_series",
     "load_dicom",
     "load_cine_dicom",
+    "slice_gap_problem",
 ]
 
 #: file suffixes (lower case) taken as DICOM; files without a suffix or with a numeric one (named by their UID, such
@@ -553,7 +554,30 @@ def _load_series(files: list[Path], source: Path) -> tuple[np.ndarray, dict]:
             # gap; the mean step from the first to the last slice keeps every slice where the headers put it
             affine[:3, 2] = step
     gaps = np.diff(positions).tolist() if positions is not None else []
+    problem = slice_gap_problem(gaps)
+    if problem is not None:
+        warnings.warn(f"{source}: {problem[1]}", stacklevel=2)
     return data, _meta(data, affine, files, headers, source, len(files), gaps)
+
+
+def slice_gap_problem(gaps: Sequence[float]) -> tuple[str, str] | None:
+    """``(code, message)`` when the distances between consecutive slices of a series are not regular: two slices at
+    one position (``"duplicate_slices"``) or gaps that differ by more than 5 % of their median
+    (``"inconsistent_spacing"``, e.g. a missing slice); None when regular. :func:`load_dicom` warns with it and
+    ``inspect`` reports it."""
+    gaps = np.abs(np.asarray(gaps, dtype=np.float64))
+    if gaps.size == 0:
+        return None
+    median = float(np.median(gaps))
+    dup = int((gaps < 1e-3 * max(median, 1e-3)).sum())
+    if dup:
+        return "duplicate_slices", f"{dup} pair(s) of slices share a position."
+    if gaps.max() - gaps.min() > max(0.05 * median, 0.01):
+        return "inconsistent_spacing", (
+            f"slice gaps range from {gaps.min():.3f} to {gaps.max():.3f} mm (median {median:.3f}): a slice may be "
+            "missing; resampling will assume the mean gap."
+        )
+    return None
 
 
 def _meta(

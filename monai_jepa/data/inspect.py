@@ -20,6 +20,7 @@ slice positions, mixed slice sizes, declared burned-in annotations. :func:`forma
 from __future__ import annotations
 
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 
 from monai_jepa.utils.module import require_package
 
-from .dicom import is_dicom_file, load_dicom, read_header
+from .dicom import is_dicom_file, load_dicom, read_header, slice_gap_problem
 from .errors import (
     DataError,
     EmptyDatasetError,
@@ -142,18 +143,9 @@ def _describe(report: dict, arr: np.ndarray, meta: dict, percentiles: Sequence[f
     gaps = np.asarray(meta.get("slice_gaps") or [], dtype=np.float64)
     if gaps.size:
         report["slice_gaps"] = {"min": float(gaps.min()), "max": float(gaps.max()), "median": float(np.median(gaps))}
-        median = float(np.median(gaps))
-        dup = int((gaps < 1e-3 * max(median, 1e-3)).sum())
-        if dup:
-            report["problems"].append(_problem("duplicate_slices", f"{dup} pair(s) of slices share a position."))
-        elif gaps.max() - gaps.min() > max(0.05 * median, 0.01):
-            report["problems"].append(
-                _problem(
-                    "inconsistent_spacing",
-                    f"slice gaps range from {gaps.min():.3f} to {gaps.max():.3f} mm (median {median:.3f}): "
-                    "a slice may be missing; resampling will assume the mean gap.",
-                )
-            )
+        problem = slice_gap_problem(gaps)
+        if problem is not None:
+            report["problems"].append(_problem(*problem))
     if str(meta.get("burned_in_annotation") or "").upper() == "YES":
         report["problems"].append(
             _problem("burned_in", "BurnedInAnnotation is YES: patient data may be in the pixels (check before use).")
@@ -193,7 +185,9 @@ def _inspect_series(folder: Path, files: list[Path], percentiles: Sequence[float
     report["kind"] = "dicom_series" if len(files) > 1 else "file"
     report["num_files"] = len(files)
     try:
-        arr, meta = load_dicom(files, source=folder if len(files) > 1 else files[0])
+        with warnings.catch_warnings():  # irregular slice gaps: reported below as a problem, not warned about
+            warnings.simplefilter("ignore")
+            arr, meta = load_dicom(files, source=folder if len(files) > 1 else files[0])
     except DataError as e:
         report["problems"].append(_error_problem(e))
         return report

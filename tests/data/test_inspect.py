@@ -12,12 +12,15 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
 
+from monai_jepa.data.dicom import load_dicom
 from monai_jepa.data.errors import MissingFileError
 from monai_jepa.data.inspect import PROBLEM_CODES, format_report, inspect_path
+from monai_jepa.data.io import check_datalist
 from tests.data.test_io import TCIA, write_dicom, write_nifti, write_series
 
 
@@ -78,11 +81,18 @@ def test_missing_slice_and_duplicates(tmp_path):
     files = sorted(folder.iterdir())
     middle = [f for f in files if abs(float(__import__("pydicom").dcmread(f).ImagePositionPatient[2]) - 4.0) < 1e-6][0]
     middle.unlink()
-    r = inspect_path(folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # inspect reports it as a problem, without a warning
+        r = inspect_path(folder)
     assert _codes(r) == ["inconsistent_spacing"] and "2.000 to 4.000 mm" in r["problems"][0]["message"]
+    # the loaders (training, check) warn, naming the series (they used to load it silently)
+    with pytest.warns(UserWarning, match=r"/s: slice gaps range from 2.000 to 4.000 mm \(median 2.000\): a slice may"):
+        load_dicom(sorted(folder.iterdir()), source=folder)
     dup = write_series(tmp_path / "d", num=3, gap=2.0)
     write_dicom(dup / "copy.dcm", np.zeros((6, 5)), z=2.0)
     assert _codes(inspect_path(dup)) == ["duplicate_slices"]
+    with pytest.warns(UserWarning, match="1 pair"):
+        check_datalist([{"image": str(dup)}])
 
 
 def test_export_folder_with_series_files_and_problems(tmp_path):
