@@ -434,8 +434,13 @@ def dicom_cxr_datalist(
     skip_bad: bool = False,
     name: str = "dicom_cxr",
     description: str = "",
+    phi_ids: bool = False,
 ) -> dict:
     """Datalist of a folder of DICOM radiographs (searched recursively), split by ``PatientID``.
+
+    Items hold no header value unless ``phi_ids``: patients are ``patient_001``, ``patient_002``, ... (in Patient ID
+    order) and images ``patient_001_image_001``, ... (in file order), since ids reach logs, TensorBoard, embedding
+    tables and reports; the study and series UIDs are left out.
 
     Args:
         root: the folder.
@@ -451,10 +456,12 @@ def dicom_cxr_datalist(
         skip_bad: skip (and record) unreadable or non-radiograph files and unmatched rows instead of raising.
         name: datalist name.
         description: datalist description.
+        phi_ids: keep the Patient ID as ``patient_id``, the file path as the id and the ``study_uid`` /
+            ``series_uid`` of each item, as read from the headers.
 
     Returns:
-        the datalist dict; items ``{"image", "patient_id", "study_uid", "series_uid", "modality", "view",
-        "split"}`` (+ ``"label"``).
+        the datalist dict; items ``{"image", "id", "patient_id", "modality", "view", "split"}`` (+ ``"label"``; with
+        ``phi_ids`` ``"study_uid"`` and ``"series_uid"`` instead of ``"id"``).
 
     Raises:
         EmptyDatasetError: no DICOM file.
@@ -505,6 +512,14 @@ def dicom_cxr_datalist(
         items, task, names = _attach_labels(root, items, labels_csv, image_column, label_column, classes, skipped)
     if not items:
         raise EmptyDatasetError(f"no usable DICOM radiograph under {root}.", path=root)
+    if not phi_ids:
+        pseudonyms = {p: f"patient_{i + 1:03d}" for i, p in enumerate(sorted({it["patient_id"] for it in items}))}
+        counts: dict[str, int] = {}
+        for it in items:
+            patient = pseudonyms[it.pop("patient_id")]
+            counts[patient] = counts.get(patient, 0) + 1
+            del it["study_uid"], it["series_uid"]
+            it.update(id=f"{patient}_image_{counts[patient]:03d}", patient_id=patient)
     stratify_key = "label" if stratify and labels_csv is not None else None
     items = patient_split(items, fractions=fractions, seed=seed, stratify_key=stratify_key)
     return make_datalist(name, root, items, task, names, description, skipped=skipped)

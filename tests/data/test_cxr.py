@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 from pathlib import Path
 
 import numpy as np
@@ -283,7 +284,16 @@ def test_dicom_cxr(tmp_path):
         "dicom_cxr", tmp_path, labels_csv="labels.csv", image_column="file", label_column="finding"
     )
     assert labelled["task"] == "binary" and labelled["labels"] == {"0": "normal", "1": "pneumonia"}
-    assert all(it["label"] == int(it["patient_id"][-1]) % 2 for it in _all_items(labelled))
+    assert all(it["label"] == int(it["image"].split("/")[1][-1]) % 2 for it in _all_items(labelled))
+    # ids and patient ids hold no header value (PAT0 ... PAT5 -> patient_001 ... patient_006), no UIDs
+    ids = sorted(it["id"] for it in _all_items(labelled))
+    assert ids[:3] == ["patient_001_image_001", "patient_001_image_002", "patient_002_image_001"]
+    assert {it["patient_id"] for it in _all_items(labelled)} == {f"patient_{i:03d}" for i in range(1, 7)}
+    values = [json.dumps({k: v for k, v in it.items() if k != "image"}) for it in _all_items(labelled)]
+    assert not any("PAT" in v or "study_uid" in v or "series_uid" in v for v in values)
+    phi = build_datalist("dicom_cxr", tmp_path, phi_ids=True)
+    assert {it["patient_id"] for it in _all_items(phi)} == {f"PAT{p}" for p in range(6)}
+    assert all(it["study_uid"] for it in _all_items(phi))
 
     (tmp_path / "site" / "broken.dcm").write_bytes(b"\x00" * 50)
     with pytest.raises(UnreadableFileError, match="broken.dcm"):
