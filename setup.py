@@ -43,8 +43,8 @@ setup(
     extras_require={
         **EXTRAS,
         "all": ALL_EXTRAS,
-        "test": ALL_EXTRAS + ["pytest>=7.4", "jsonschema>=4.0"],
-        "dev": ALL_EXTRAS + ["pytest>=7.4", "jsonschema>=4.0", "black>=24.0", "isort>=5.12", "flake8>=6.0"],
+        "test": ALL_EXTRAS + ["pytest>=7.4", "jsonschema>=4.0", "hypothesis>=6.100"],
+        "dev": ALL_EXTRAS + ["pytest>=7.4", "jsonschema>=4.0", "hypothesis>=6.100", "black>=24.0", "isort>=5.12", "flake8>=6.0"],
         "deid-compare": ["deid", "dicognito"],
         "bench": ["lightly"],
     },

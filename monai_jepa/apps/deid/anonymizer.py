@@ -487,15 +487,21 @@ def anonymize(
                     raise UnreadableFileError(
                         f"{path} could not be de-identified ({type(err).__name__}).", path
                     ) from err
+                ds.preamble = b"\0" * 128
+                out_rel = _unique(rel if keep_names else pseudonymized_path(ds), taken)
+                try:
+                    write_dicom(ds, staging / out_rel)
+                except (ValueError, TypeError, AttributeError, NotImplementedError) as err:
+                    # pydicom refuses to encode what a corrupt input left (I/O errors pass unchanged)
+                    raise UnreadableFileError(
+                        f"{path} could not be written after de-identification ({type(err).__name__}).", path
+                    ) from err
             except (UnreadableFileError, BurnedInAnnotationError) as err:
                 if not skip_bad:
                     raise
                 skipped.append({"file": str(path), "reason": str(err)})
                 logger.warning("skipped %s", err)
                 continue
-            ds.preamble = b"\0" * 128
-            out_rel = _unique(rel if keep_names else pseudonymized_path(ds), taken)
-            write_dicom(ds, staging / out_rel)
             done.append((path, out_rel))
             rows.extend(report_rows(dst_path.name if single and not dst_path.is_dir() else out_rel, changes))
         finals = [_final_path(dst_path, rel, single) for _, rel in done]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from monai.utils import optional_import
 
 from monai_jepa.data.dicom import DICOM_SUFFIXES
-from monai_jepa.data.errors import UnreadableFileError
+from monai_jepa.data.errors import DataError, UnreadableFileError
 from monai_jepa.utils.module import require_package
 
 from .report import tag_str
@@ -111,8 +111,8 @@ def read_dicom(path: str | os.PathLike) -> Dataset:
         The dataset (read with ``force=True``; a file without preamble is accepted when it holds a SOP Class UID).
 
     Raises:
-        UnreadableFileError: pydicom cannot parse the file, it has no SOP Class UID, or :func:`check_complete` fails;
-            the message names the file.
+        UnreadableFileError: pydicom cannot parse the file, it has no (or an empty) SOP Class UID or SOP Instance
+            UID (a file cut inside its meta header), or :func:`check_complete` fails; the message names the file.
     """
     path = Path(path)
     require_package("pydicom", "monai_jepa.apps.deid.read_dicom", "DICOM input")
@@ -122,8 +122,24 @@ def read_dicom(path: str | os.PathLike) -> Dataset:
         raise UnreadableFileError(
             f"{path} is not a readable DICOM file: {type(err).__name__}: {err}", path=path
         ) from err
+    try:
+        check_complete(ds, path)
+        # (0000,0000) is what trailing null padding parses as; other command / file meta elements mean corruption
+        if any(int(tag) >> 16 in (0x0000, 0x0002) and int(tag) != 0 for tag in ds.keys()):
+            raise UnreadableFileError(
+                f"{path} is corrupt: command or file meta elements (0000,eeee) / (0002,eeee) inside its data set.", path
+            )
+        for _ in ds.iterall():  # converts every element now: a corrupt VR or value fails here, naming the file
+            pass
+    except DataError:
+        raise
+    except Exception as err:  # pydicom raises many types on corrupt elements
+        # the message names the error type only: pydicom's messages may quote original values
+        raise UnreadableFileError(f"{path} has a corrupt element ({type(err).__name__}).", path) from err
     meta = getattr(ds, "file_meta", None)
-    if "SOPClassUID" not in ds and (meta is None or "MediaStorageSOPClassUID" not in meta):
-        raise UnreadableFileError(f"{path} is not a DICOM file: it has no SOP Class UID.", path=path)
-    check_complete(ds, path)
+    for keyword, meta_keyword in (("SOPClassUID", "MediaStorageSOPClassUID"), ("SOPInstanceUID", "")):
+        value = ds.get(keyword) or (meta.get(meta_keyword) if meta is not None and meta_keyword else None)
+        if not str(value or "").strip():  # absent, or empty where the file was cut inside its meta header
+            what = "SOP Class UID" if keyword == "SOPClassUID" else "SOP Instance UID"
+            raise UnreadableFileError(f"{path} is not a complete DICOM instance: it has no {what} (truncated?).", path)
     return ds
