@@ -44,7 +44,8 @@ setup(
         **EXTRAS,
         "all": ALL_EXTRAS,
         "test": ALL_EXTRAS + ["pytest>=7.4", "jsonschema>=4.0", "hypothesis>=6.100"],
-        "dev": ALL_EXTRAS + ["pytest>=7.4", "jsonschema>=4.0", "hypothesis>=6.100", "black>=24.0", "isort>=5.12", "flake8>=6.0"],
+        "dev": ALL_EXTRAS
+        + ["pytest>=7.4", "jsonschema>=4.0", "hypothesis>=6.100", "black>=24.0", "isort>=5.12", "flake8>=6.0"],
         "deid-compare": ["deid", "dicognito"],
         "bench": ["lightly"],
     },
