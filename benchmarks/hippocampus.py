@@ -252,16 +252,19 @@ def cmd_report_cnn(args) -> None:
             v = np.array(list(dice[(m, n)].values()))
             cells.append("" if not len(v) else f"{v.mean():.3f} +- {v.std(ddof=1) if len(v) > 1 else 0:.3f} ({len(v)})")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    frozen_ref = f"{ref}_frozen_encoder"
     lines += ["", f"Paired differences to `{ref}` (same seed: same data order, flips and decoder initialisation "
-              "draws): mean [min, max] over seeds.", "", "| method | " + " | ".join(f"{n} labels" for n in counts) +
+              f"draws); frozen-encoder rows to `{frozen_ref}`, the same protocol from random init: mean [min, max] "
+              "over seeds.", "", "| method | " + " | ".join(f"{n} labels" for n in counts) +
               " |", "|---|" + "---:|" * len(counts)]  # fmt: skip
     for m in methods:
-        if m == ref:
+        base = frozen_ref if m.endswith("_frozen_encoder") and frozen_ref in methods else ref
+        if m == base:
             continue
         cells = []
         for n in counts:
-            seeds = sorted(set(dice[(m, n)]) & set(dice[(ref, n)]))
-            d = np.array([dice[(m, n)][s] - dice[(ref, n)][s] for s in seeds])
+            seeds = sorted(set(dice[(m, n)]) & set(dice.get((base, n), {})))
+            d = np.array([dice[(m, n)][s] - dice[(base, n)][s] for s in seeds])
             cells.append("" if not len(d) else f"{d.mean():+.3f} [{d.min():+.3f}, {d.max():+.3f}] ({len(d)})")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines += ["", "Budget of every run (optimiser steps of 2 volumes, wall seconds on the machine named in the JSON, "
