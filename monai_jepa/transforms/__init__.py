@@ -105,6 +105,10 @@ from .io import (  # noqa: E402
     LoadVolumeD,
     LoadVolumed,
     LoadVolumeDict,
+    SaveDicomSeg,
+    SaveDicomSegD,
+    SaveDicomSegd,
+    SaveDicomSegDict,
     StackSequences,
     StackSequencesD,
     StackSequencesd,
@@ -113,6 +117,10 @@ from .io import (  # noqa: E402
 )
 
 __all__ += [
+    "SaveDicomSeg",
+    "SaveDicomSegD",
+    "SaveDicomSegDict",
+    "SaveDicomSegd",
     "InvertMonochrome1",
     "InvertMonochrome1D",
     "InvertMonochrome1Dict",

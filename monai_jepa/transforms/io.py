@@ -16,6 +16,8 @@
   checking that they share a grid (the error names the two files that disagree).
 * :class:`LoadCXRDicom` / :class:`LoadCXRDicomd` (and :func:`load_cxr_dicom`): a DICOM radiograph windowed to [0, 1].
 * :class:`LoadCineDicom` / :class:`LoadCineDicomd`: a multi-frame (cine) DICOM as a ``(C, T, H, W)`` clip.
+* :class:`SaveDicomSeg` / :class:`SaveDicomSegd`: a label map predicted on a DICOM series written as a DICOM SEG
+  object that references that series (for the hospital's PACS).
 
 Every failure is one of the documented :mod:`monai_jepa.data.errors`, naming the file.
 """
@@ -53,6 +55,10 @@ __all__ = [
     "LoadCineDicomd",
     "LoadCineDicomD",
     "LoadCineDicomDict",
+    "SaveDicomSeg",
+    "SaveDicomSegd",
+    "SaveDicomSegD",
+    "SaveDicomSegDict",
 ]
 
 logger = logging.getLogger(__name__)
@@ -546,3 +552,92 @@ LoadVolumeD = LoadVolumeDict = LoadVolumed
 StackSequencesD = StackSequencesDict = StackSequencesd
 LoadCXRDicomD = LoadCXRDicomDict = LoadCXRDicomd
 LoadCineDicomD = LoadCineDicomDict = LoadCineDicomd
+
+
+# ------------------------------------------------------------------------------------------------ SaveDicomSeg
+
+
+class SaveDicomSeg(Transform):
+    """Write a label map predicted on a DICOM series as a DICOM SEG that references the series (highdicom).
+
+    The label map must be on the grid the series was loaded on (:class:`LoadVolume`, i.e. the prediction inverted
+    to the input, e.g. by MONAI's ``Invertd``); the series is the one named by the label's ``filename_or_obj``
+    (a DICOM series folder, or one DICOM file): for a study whose sequences were stacked as channels, the first
+    sequence, onto whose grid the others were resampled. Label maps of other sources (NIfTI files) are returned
+    unchanged and nothing is written, so one inference config serves both. See
+    :func:`~monai_jepa.data.write_dicom_seg`.
+
+    Args:
+        output_dir: folder of the SEG files, named ``<name>_seg.dcm`` (the series folder's name by default).
+        class_names: a name per segmented class (background excluded).
+        label_values: the label value of each class in the map (default ``1 .. len(class_names)``).
+        series_description: Series Description of the SEG objects.
+
+    Example::
+
+        SaveDicomSeg("out", ["tumour core", "oedema", "enhancing"], [1, 2, 4])(pred, name="patient_001_study_1")
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        class_names: Sequence[str],
+        label_values: Sequence[int] | None = None,
+        series_description: str = "monai_jepa segmentation",
+    ) -> None:
+        self.output_dir, self.class_names = Path(output_dir), [str(c) for c in class_names]
+        self.label_values = None if label_values is None else [int(v) for v in label_values]
+        self.series_description = series_description
+
+    def __call__(self, label: Any, name: str | None = None) -> Any:
+        """Write the SEG of ``label`` when its source is DICOM (named ``name``, else after the series folder or file,
+        as MONAI's ``SaveImage`` names its outputs)."""
+        from monai_jepa.data.dicom import is_dicom_file, series_files
+        from monai_jepa.data.dicom_seg import write_dicom_seg
+
+        source = Path(_source(label))
+        if source.is_dir():
+            files = series_files(source)
+        elif source.is_file() and is_dicom_file(source):
+            files = [source]
+        else:
+            return label
+        out = self.output_dir / f"{name or source.name.split('.dcm')[0]}_seg.dcm"
+        write_dicom_seg(label, files, out, self.class_names, self.label_values, self.series_description)
+        logger.info(f"saved the DICOM SEG {out}.")
+        return label
+
+
+class SaveDicomSegd(MapTransform):
+    """Dictionary version of :class:`SaveDicomSeg`: the SEG file is named after ``data[name_key]`` (a case id such as
+    ``patient_001_study_1``, which holds no header value) when the dictionary has one, else after the series folder.
+
+    Args:
+        keys: key(s) of the label maps.
+        output_dir, class_names, label_values, series_description: see :class:`SaveDicomSeg`.
+        name_key: key of the case id that names the file.
+        allow_missing_keys: don't raise when a key is missing.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_dir: str | os.PathLike,
+        class_names: Sequence[str],
+        label_values: Sequence[int] | None = None,
+        series_description: str = "monai_jepa segmentation",
+        name_key: str = "id",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.saver, self.name_key = SaveDicomSeg(output_dir, class_names, label_values, series_description), name_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            name = d.get(self.name_key)
+            self.saver(d[key], name=str(name) if name else None)
+        return d
+
+
+SaveDicomSegD = SaveDicomSegDict = SaveDicomSegd

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 import torch
 from monai.networks.nets import UNet
@@ -206,10 +207,35 @@ def test_verify_net_in_out():
     pred = meta["network_data_format"]["outputs"]["pred"]
     labels = json.loads((CONFIGS / "inference.json").read_text())["label_values"]
     assert pred["num_channels"] == len(pred["channel_def"]) == len(labels) == 4
-    assert meta["version"] == "0.3.2" and meta["version"] in meta["changelog"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", meta["version"]) and meta["version"] in meta["changelog"]
 
 
 def test_config_files_are_formatted():
     for name in ("segment", "inference", "embed", "metadata", "vit"):
         text = (CONFIGS / f"{name}.json").read_text()
         assert text == json.dumps(json.loads(text), indent=4) + "\n", name
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_inference_on_a_dicom_study_writes_a_dicom_seg(tmp_path):
+    """inference.json on a DICOM folder (sequences stacked as channels by series description): besides the NIfTI
+    label map, a DICOM SEG that references the first sequence's series, with its frame of reference and study, one
+    frame per source slice and segment, named by the case id (no header value in the name)."""
+    hd = pytest.importorskip("highdicom")
+    tcia = REPO / ".." / "shared" / "data" / "tcia_brain_tumor_progression"
+    if not tcia.is_dir():
+        pytest.skip(f"{tcia} is not available")
+    out = tmp_path / "out"
+    _run("run", "--config_file", INFER, "--dataset_dir", str(tcia), "--output_dir", str(out), "--load_pretrain",
+         "False", "--dicom_sequences", "['T1pre','T1post','FLAIR','T2']", "--max_items", "1", timeout=300)  # fmt: skip
+    seg_file = out / "inference" / "patient_001_study_1_seg.dcm"
+    seg = hd.seg.segread(seg_file)
+    t1 = sorted(next(tcia.glob("*/*T1prereg*")).glob("*.dcm"))
+    source = pydicom.dcmread(t1[0], stop_before_pixels=True)
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
+    assert (seg.FrameOfReferenceUID, seg.StudyInstanceUID) == (source.FrameOfReferenceUID, source.StudyInstanceUID)
+    labels = json.loads((CONFIGS / "inference.json").read_text())["class_names"]
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == labels
+    assert int(seg.NumberOfFrames) == len(t1) * len(labels)  # binary SEG: every slice of every segment
+    nifti = nib.load(str(next((out / "inference").glob("*_seg.nii.gz"))))
+    assert nifti.shape == (int(source.Columns), int(source.Rows), len(t1))

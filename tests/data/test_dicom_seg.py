@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+import torch
 
 from monai_jepa.data import load_dicom, write_dicom_seg
 from monai_jepa.data.dicom import series_files
@@ -75,3 +76,29 @@ def test_dicom_seg_of_a_tcia_series_reads_back_with_consistent_geometry(tmp_path
     label[100:140, 120:160, 8:12] = 1
     out = write_dicom_seg(label, meta["files"], tmp_path / "seg.dcm", ["necrosis", "enhancing"], label_values=[1, 3])
     _check_seg(out, label, meta["files"], [1, 3])
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_save_dicom_segd_after_the_loader_and_an_inversion(tmp_path):
+    """SaveDicomSegd writes the SEG of a label map on the grid LoadVolumed loaded the series on (the prediction
+    inverted to the input), named by the case id; a NIfTI source writes nothing."""
+    from monai.transforms import Compose, Invertd, Orientationd
+
+    from monai_jepa.transforms import LoadVolumed, SaveDicomSegd
+    from tests.data.test_io import write_nifti
+
+    folder = write_series(tmp_path / "mr", num=5, shape=(6, 7), FrameOfReferenceUID="1.2.3.9")
+    pre = Compose([LoadVolumed(), Orientationd("image", axcodes="LPS")])  # a reorientation, undone below
+    item = pre({"image": str(folder), "id": "patient_001_study_1"})
+    pred = (item["image"] > np.median(item["image"].numpy())).to(torch.uint8)  # a "prediction" on the LPS grid
+    item["pred"] = pred
+    inverted = Invertd("pred", pre, orig_keys="image", nearest_interp=True)(item)
+    SaveDicomSegd("pred", tmp_path / "out", ["bright"])(inverted)
+    out = tmp_path / "out" / "patient_001_study_1_seg.dcm"
+    volume, meta = load_dicom(series_files(folder), source=folder)
+    expected = (volume[0] > np.median(volume)).astype(np.uint8)  # the same rule on the loaded grid
+    _check_seg(out, expected, meta["files"], [1])
+    nifti = write_nifti(tmp_path / "t1.nii.gz", np.ones((4, 4, 4), np.float32))
+    case = LoadVolumed()({"image": str(nifti), "id": "case"})
+    SaveDicomSegd("image", tmp_path / "none", ["x"])(case)
+    assert not (tmp_path / "none").exists()
