@@ -97,6 +97,8 @@ class ConvEncoder(nn.Module):
         )
         # after building its stages, MONAI's ResNet holds the output channel count of the last stage in ``in_planes``
         self.embed_dim: int = int(self.resnet.in_planes)
+        # the expected input shape, for the error message (built here: TorchScript cannot build it in forward)
+        self.shape_hint: str = f"(B, {in_channels}, {', '.join('*' * spatial_dims)})"
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """
@@ -109,8 +111,7 @@ class ConvEncoder(nn.Module):
         """
         if x.ndim != self.spatial_dims + 2 or x.shape[1] != self.in_channels:
             raise ValueError(
-                f"input must have shape (B, {self.in_channels}, {', '.join('*' * self.spatial_dims)}) "
-                f"for spatial_dims={self.spatial_dims}, got {tuple(x.shape)}."
+                f"input must have shape {self.shape_hint} for spatial_dims={self.spatial_dims}, got {list(x.shape)}."
             )
         net = self.resnet
         x = net.act(net.bn1(net.conv1(x)))

@@ -74,5 +74,5 @@ class Projector(nn.Module):
             projections of shape ``(B, out_dim)``.
         """
         if x.ndim != 2 or x.shape[1] != self.in_dim:
-            raise ValueError(f"input must have shape (B, {self.in_dim}), got {tuple(x.shape)}.")
+            raise ValueError(f"input must have shape (B, {self.in_dim}), got {list(x.shape)}.")
         return self.mlp(x)

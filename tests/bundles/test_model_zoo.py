@@ -1,0 +1,103 @@
+# Copyright (c) monai_jepa contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The MONAI Model Zoo's checks, offline, for every bundle under ``bundles/`` (a new bundle is picked up by itself).
+
+Metadata against the Zoo's schema (``meta_schema_20240725.json``, the MONAI Model Zoo's metadata schema, kept here so
+that no download happens), the files the Zoo requires, 4-space JSON, ``verify_net_in_out`` and ``ckpt_export`` in
+TorchScript script mode (what the Zoo's CI runs) with the exported network giving the eager network's output. Not
+checked here: ``models/model.pt`` and ``large_files.yml`` (no released weights yet).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.bundles._repo import bundle_env
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = Path(__file__).with_name("meta_schema_20240725.json")
+BUNDLES = sorted(p.name for p in (REPO / "bundles").iterdir() if (p / "configs" / "metadata.json").is_file())
+# bundles whose trained network is only a pretraining model (no inference config, nothing for the Zoo to export)
+TRAIN_ONLY = {"cine_vjepa"}
+INFER_BUNDLES = [b for b in BUNDLES if b not in TRAIN_ONLY]
+
+
+def _bundle(name: str) -> Path:
+    return REPO / "bundles" / name
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_required_files_and_json_format(name):
+    root = _bundle(name)
+    for rel in ("configs/metadata.json", "configs/train.json", "docs/README.md", "docs/data_license.txt", "LICENSE"):
+        assert (root / rel).is_file(), f"{name}: {rel} is missing"
+    assert (root / "configs" / "inference.json").is_file() or name in TRAIN_ONLY
+    for path in sorted((root / "configs").glob("*.json")):
+        text = path.read_text()
+        assert text == json.dumps(json.loads(text), indent=4) + "\n", f"{path} is not 4-space JSON"
+    assert (root / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_metadata_against_the_zoo_schema(name, tmp_path):
+    from monai.bundle import verify_metadata
+
+    meta_file = _bundle(name) / "configs" / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    assert meta["schema"].endswith("/" + SCHEMA.name)
+    schema = tmp_path / SCHEMA.name
+    shutil.copy(SCHEMA, schema)  # present: verify_metadata does not download it
+    verify_metadata(meta_file=str(meta_file), filepath=str(schema))
+    assert meta["version"] in meta["changelog"] and list(meta["changelog"])[0] == meta["version"]
+    broken = dict(meta)
+    del broken["network_data_format"]
+    bad_file = tmp_path / "metadata.json"
+    bad_file.write_text(json.dumps(broken))
+    with pytest.raises(ValueError, match="network_data_format"):  # the check has teeth
+        verify_metadata(meta_file=str(bad_file), filepath=str(schema))
+
+
+@pytest.mark.parametrize("name", INFER_BUNDLES)
+def test_verify_net_in_out(name):
+    cfg = _bundle(name) / "configs"
+    cmd = [sys.executable, "-m", "monai.bundle", "verify_net_in_out", "network_def", "--meta_file",
+           str(cfg / "metadata.json"), "--config_file", str(cfg / "inference.json"), "--device", "cpu"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, env=bundle_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "verified with no error" in proc.stdout + proc.stderr, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", INFER_BUNDLES)
+def test_ckpt_export_in_script_mode(name, tmp_path):
+    from monai.bundle import ConfigParser, ckpt_export
+
+    cfg, root = _bundle(name) / "configs" / "inference.json", _bundle(name)
+    overrides = {"bundle_root": str(root), "output_dir": str(tmp_path / "out")}
+    parser = ConfigParser()
+    parser.read_config(str(cfg))
+    parser.update(overrides)
+    net = parser.get_parsed_content("network_def").eval()
+    torch.save(net.state_dict(), tmp_path / "model.pt")
+    ckpt_export(net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(tmp_path / "model.pt"),
+                meta_file=str(root / "configs" / "metadata.json"), config_file=str(cfg), **overrides)  # fmt: skip
+    scripted = torch.jit.load(str(tmp_path / "model.ts"))
+    assert isinstance(scripted, torch.jit.ScriptModule)
+    image = json.loads((root / "configs" / "metadata.json").read_text())["network_data_format"]["inputs"]["image"]
+    size = [s if isinstance(s, int) else 32 for s in image["spatial_shape"]]
+    x = torch.rand(1, image["num_channels"], *size)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), net(x), rtol=1e-4, atol=1e-5)
