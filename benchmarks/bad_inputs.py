@@ -201,7 +201,7 @@ def main() -> None:
             "message": (proc.stdout + proc.stderr).strip().splitlines()[-1][:200],
         },
     )  # noqa
-    # ---- anonymize: exit 1 naming the file, OUT left empty
+    # ---- anonymize: exit 2 (the CLI's status for data errors) naming the file, OUT left empty
     sample = SHARED / "dicom_samples" / "CT_small.dcm"
     for case, size in (("truncated after 300 bytes", 300), ("cut inside the meta header (166 bytes)", 166),
                        ("garbage named .dcm", None)):  # fmt: skip
@@ -213,14 +213,14 @@ def main() -> None:
         else:
             bad.write_bytes((series / "0.dcm").read_bytes()[:size])
         proc = _run([*py, "anonymize", str(src), str(out)])
-        record("anonymize", f"one bad file in a good series: {case}", _verdict(proc, "bad.dcm", (1,), out))
+        record("anonymize", f"one bad file in a good series: {case}", _verdict(proc, "bad.dcm", (2,), out))
     if sample.is_file():
         src, out = tmp / "anon_real" / "in", tmp / "anon_real" / "out"
         src.mkdir(parents=True)
         shutil.copy(sample, src / "ok.dcm")
         (src / "bad.dcm").write_bytes(sample.read_bytes()[: sample.stat().st_size // 2])
         proc = _run([*py, "anonymize", str(src), str(out)])
-        record("anonymize", "a real CT file cut in half beside a good one", _verdict(proc, "bad.dcm", (1,), out))
+        record("anonymize", "a real CT file cut in half beside a good one", _verdict(proc, "bad.dcm", (2,), out))
     # ---- brats_vjepa training: exit 1, one line naming the file, no output folder
     bundle = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file"]
     for bad in ("truncated", "four_d", "nan", "affine", "shape"):

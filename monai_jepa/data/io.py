@@ -598,6 +598,7 @@ def check_datalist(
     if skip_bad and total == len(skipped):
         raise EmptyDatasetError(f"all {total} datalist items are bad" + (f"; see {report}." if report else "."))
     if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(cache), json.dumps({"version": 1, "passed": passed}, indent=1) + "\n")
     if None in kept:
         return kept[None], skipped

@@ -578,7 +578,8 @@ def _folder_items(
 def folder_channels(files: Sequence[str | os.PathLike], max_files: int = 16, tolerance: float = 2.0) -> int:
     """Channel count a folder of PNG / JPEG images should be read with: 3 when it holds colour, else 1.
 
-    The first ``max_files`` files (in the given order) are opened with PIL: an image is colour when its mode carries
+    The first ``max_files`` files (in the given order) are opened with PIL (unreadable ones are passed over: the
+    validation or the loader names them): an image is colour when its mode carries
     colour (``RGB``, ``RGBA``, ``P``, ``CMYK``, ...) *and* its channels differ, i.e. the mean absolute deviation of
     R, G and B from their mean exceeds ``tolerance`` grey levels (of 255), so grey radiographs or ultrasound frames
     saved as RGB JPEG stay one-channel while fundus photographs, dermoscopy and histology tiles stay RGB.
@@ -595,10 +596,13 @@ def folder_channels(files: Sequence[str | os.PathLike], max_files: int = 16, tol
     from PIL import Image
 
     for path in list(files)[: int(max_files)]:
-        with Image.open(path) as img:
-            if img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F", "LA"):
-                continue
-            rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
+        try:
+            with Image.open(path) as img:
+                if img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F", "LA"):
+                    continue
+                rgb = np.asarray(img.convert("RGB"), dtype=np.float32)
+        except (OSError, ValueError, SyntaxError):  # unreadable: the validation (or the loader) names it later
+            continue
         if np.abs(rgb - rgb.mean(axis=-1, keepdims=True)).mean() > tolerance:
             return 3
     return 1

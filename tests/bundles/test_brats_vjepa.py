@@ -211,6 +211,12 @@ def test_bad_case_stops_the_run_before_anything_is_written(tmp_path):
     pretraining never reads) stops the run with one line naming the file, exit 1, and no output folder; with
     ``--skip_bad True`` the case is dropped, listed in ``invalid_cases.json`` and training goes on."""
     paths = _nifti_cases(tmp_path / "data")
+    good = tmp_path / "good_out"  # first, all good: validated, trained, the cache written into the new output folder
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", TRAIN, "--dataset_dir", str(tmp_path / "data"),
+           "--output_dir", str(good), *TINY]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, env=bundle_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert len(json.loads((good / "validation_cache.json").read_text())["passed"]) == 5
     paths[3].write_bytes(paths[3].read_bytes()[:2000])
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", TRAIN, "--dataset_dir", str(tmp_path / "data"),

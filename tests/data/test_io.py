@@ -344,7 +344,7 @@ def test_check_datalist_cache_skips_unchanged_items(tmp_path, monkeypatch):
     write_nifti(tmp_path / "a.nii.gz", vol)
     b = write_nifti(tmp_path / "b.nii.gz", vol)
     datalist = {"training": [{"image": "a.nii.gz"}], "test": [{"image": "b.nii.gz"}], "skipped": [{"path": "x"}]}
-    cache = tmp_path / "cache.json"
+    cache = tmp_path / "run" / "cache.json"  # its folder is created (a run's output folder does not exist yet)
     ok, _ = check_datalist(datalist, base_dir=tmp_path, cache=cache)
     assert ok["skipped"] == [{"path": "x"}] and len(json.loads(cache.read_text())["passed"]) == 2
     calls = []
