@@ -145,7 +145,10 @@ def _verdict(proc, names: str, exit_codes: tuple[int, ...], out: Path | None) ->
     named = bool(lines)
     nothing = out is None or not out.exists() or not any(out.rglob("*"))
     ok = proc.returncode in exit_codes and not traceback and named and nothing
-    message = next((line for line in err.splitlines() if line.startswith("error:")), lines[0] if lines else "")
+    out_lines = (proc.stdout + err).splitlines()
+    message = next((line for line in out_lines if line.startswith("error:")), "") or next(
+        (line.strip() for line in out_lines if "PROBLEM" in line), lines[0] if lines else ""
+    )
     return {"exit": proc.returncode, "traceback": traceback, "names_file": named, "nothing_written": nothing,
             "clean": ok, "message": message[:300]}  # fmt: skip
 
