@@ -112,6 +112,32 @@ def _dicom_series(folder: Path, num: int = 6, missing: int | None = None) -> Pat
     return folder
 
 
+def _videos(folder: Path, damage: str) -> bool:
+    """Four 8-frame MP4 clips (MPEG-4 part 2, PyAV) and a damaged fifth; False when PyAV is not installed."""
+    try:
+        import av
+    except ImportError:
+        return False
+    folder.mkdir(parents=True)
+    for k in range(4):
+        container = av.open(str(folder / f"clip_{k}.mp4"), "w")
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(8):
+            frame = (np.random.default_rng(10 * k + i).random((32, 32, 3)) * 255).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        container.close()
+    bad = folder / "clip_3.mp4"
+    if damage == "cut":
+        _truncate(bad, bad.stat().st_size // 3)
+    else:
+        bad.write_bytes(os.urandom(5000))
+    return True
+
+
 def _png_folder(root: Path, bad: str) -> tuple[Path, Path]:
     from PIL import Image
 
@@ -252,6 +278,12 @@ def main() -> None:
     out = tmp / "cine_out"
     proc = _run([*bundle, CINE, "--dataset_dir", str(tmp / "cine"), "--output_dir", str(out), "--max_epochs", "1"])
     record("cine_vjepa", "NIfTI clips: one truncated", _verdict(proc, "case_002.nii.gz", (1,), out))
+    for case, damage in (("one clip cut", "cut"), ("one garbage file named .mp4", "garbage")):
+        folder, out = tmp / f"cine_video_{damage}", tmp / f"cine_video_{damage}_out"
+        if not _videos(folder, damage):
+            break
+        proc = _run([*bundle, CINE, "--dataset_dir", str(folder), "--output_dir", str(out), "--max_epochs", "1"])
+        record("cine_vjepa", f"MP4 clips: {case}", _verdict(proc, "clip_3.mp4", (1,), out))
     us = SHARED / "dicom_samples" / "examples_ybr_color.dcm"  # a 30-frame ultrasound cine
     if us.is_file():
         folder, out = tmp / "cine_us", tmp / "cine_us_out"
