@@ -37,6 +37,7 @@ import torch
 from monai.utils import look_up_option, optional_import
 
 from monai_jepa.utils.dist import get_rank, is_dist
+from monai_jepa.utils.flags import as_bool
 
 from .datalist import dataset_root, make_datalist, patient_split, register_datalist, write_datalist
 from .dicom import find_dicom_files, load_cine_dicom, read_header
@@ -522,11 +523,11 @@ def cine_datalist(
             ["background", "lv_cavity"] if labelled else None,
         )
     datalist["kind"] = kind
-    if validate and kind != "demo":
+    if as_bool(validate, "validate") and kind != "demo":
         from monai_jepa.transforms import LoadCined
 
         datalist, invalid = check_datalist(
-            datalist, skip_bad, validation_report, keys=("image",), base_dir=datalist["root"],
+            datalist, as_bool(skip_bad, "skip_bad"), validation_report, keys=("image",), base_dir=datalist["root"],
             cache=validation_cache if get_rank() == 0 else None, loader=LoadCined("image", color=color),
         )  # fmt: skip
         if invalid:

@@ -66,6 +66,7 @@ from monai.utils import ensure_tuple_rep, look_up_option
 from monai_jepa.transforms.intensity import MatchChannelsd
 from monai_jepa.transforms.io import LoadCXRDicomd, LoadVolumed
 from monai_jepa.utils.dist import get_rank, is_dist
+from monai_jepa.utils.flags import as_bool
 from monai_jepa.utils.module import require_package
 
 from .cache import FailSafeCacheDataset
@@ -337,11 +338,17 @@ def _normalize_task(task: str) -> str:
 def _cache_rate(cache: bool | float, max_items: int | None) -> float:
     if max_items is not None and int(max_items) < 1:
         raise ValueError(f"`max_items` must be None or >= 1, got {max_items!r}.")
-    if isinstance(cache, bool):
-        return 1.0 if cache else 0.0
-    if 0.0 <= float(cache) <= 1.0:
-        return float(cache)
-    raise ValueError(f"`cache` must be a bool or a cache rate in [0, 1], got {cache!r}.")
+    if isinstance(cache, (bool, str)):
+        try:
+            return 1.0 if as_bool(cache, "cache") else 0.0
+        except ValueError:
+            pass
+    try:
+        if 0.0 <= float(cache) <= 1.0:
+            return float(cache)
+    except (TypeError, ValueError):
+        pass
+    raise ValueError(f"`cache` must be true, false or a cache rate in [0, 1], got {cache!r}.")
 
 
 def _dataset(items: list, pre: Compose, transform: Callable | None, cache_rate: float, num_workers: int) -> Dataset:
@@ -893,9 +900,9 @@ def volume_datalist(
         datalist["num_classes"] = 0
     datalist.setdefault("modality", {})
     datalist.update(source=kind, is_synthetic=kind == "demo", dataset_dir=None if root is None else str(root))
-    if validate and kind not in ("medmnist", "demo"):
+    if as_bool(validate, "validate") and kind not in ("medmnist", "demo"):
         datalist, invalid = check_datalist(
-            datalist, skip_bad, validation_report, base_dir=data_root, expected_dims=3,
+            datalist, as_bool(skip_bad, "skip_bad"), validation_report, base_dir=data_root, expected_dims=3,
             same_grid=kind != "dicom_series", cache=validation_cache if get_rank() == 0 else None,
         )  # fmt: skip
         if invalid:
@@ -1049,9 +1056,9 @@ def resolve_image_source(
     if max_items is not None:
         items = items[: int(max_items)]
     invalid: list[dict] = []
-    if validate and load and items:  # grey and colour files may mix: the preprocessing converts the channels
+    if as_bool(validate, "validate") and load and items:  # grey and colour files may mix: channels are converted
         items, invalid = check_datalist(
-            items, skip_bad, validation_report, keys=("image",), same_channels=False,
+            items, as_bool(skip_bad, "skip_bad"), validation_report, keys=("image",), same_channels=False,
             cache=validation_cache if get_rank() == 0 else None,
         )  # fmt: skip
     if not items:

@@ -13,3 +13,4 @@ from .bundle import bundle_root_from_config
 from .dist import all_reduce_sum, broadcast_int, get_rank, get_world_size, is_dist
 from .embedding import effective_rank, embedding_std
 from .fileio import atomic_torch_save, atomic_write, atomic_write_bytes, atomic_write_text, fsync_dir
+from .flags import as_bool
