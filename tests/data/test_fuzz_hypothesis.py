@@ -47,6 +47,7 @@ _SETTINGS = settings(
     deadline=5000,  # ms per example: a hang or a runaway decode fails the test
     derandomize=os.environ.get("MONAI_JEPA_FUZZ_RANDOM", "") != "1",  # fixed examples unless asked (CI must not flake)
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    database=None,  # no example database written into the checkout
 )
 
 
