@@ -421,12 +421,13 @@ def _load_item(item: Any, keys: Sequence[str], image_key: str, base_dir: Path | 
         raise UnreadableFileError(f"{first}: cannot be loaded ({type(e).__name__}: {e}).", first) from e
 
 
-def _fingerprint(item: Any, keys: Sequence[str], base_dir: Path | None) -> str | None:
-    """Path, size and modification time of every file of an item (the files of a DICOM folder included), or None
-    when a file is missing (the check then reports it)."""
+def _fingerprint(item: Any, keys: Sequence[str], base_dir: Path | None, settings: str) -> str | None:
+    """Path, size and modification time of every file of an item (the files of a DICOM folder included), with the
+    check's ``settings`` (a pass under other settings does not count), or None when a file is missing (the check then
+    reports it)."""
     if not isinstance(item, dict):
         return None
-    parts = []
+    parts: list = [settings]
     for key in keys:
         for p in _item_paths(item.get(key), base_dir) or []:
             try:
@@ -434,7 +435,7 @@ def _fingerprint(item: Any, keys: Sequence[str], base_dir: Path | None) -> str |
                 parts += [(key, str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
             except OSError:
                 return None
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest() if parts else None
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest() if len(parts) > 1 else None
 
 
 def _read_check_cache(cache: str | os.PathLike | None) -> dict[str, int]:
@@ -509,8 +510,8 @@ def check_datalist(
         same_grid: require the files of an item to share spatial shape and affine; False where the loader
             resamples them onto the first one's grid (DICOM series of one study).
         cache: a JSON file remembering the items that passed, by the path, size and modification time of each of
-            their files: those are not decoded again, so a rerun on an unchanged dataset checks in seconds. Written
-            (atomically) only when the check succeeds, with the good items.
+            their files and the check's settings: those are not decoded again, so a rerun on an unchanged dataset
+            checks in seconds. Written (atomically) only when the check succeeds, with the good items.
         loader: a dictionary transform that loads an item as the training pipeline does (e.g.
             :class:`~monai_jepa.transforms.LoadCined` for cine clips); each item, its ``keys`` paths made absolute, is
             checked by calling it instead of the file-by-file checks above (any failure becomes an
@@ -560,11 +561,12 @@ def check_datalist(
     kept: dict = {}
     first: tuple[int, Any] | None = None  # (channels, where) of the first good item: batches need one channel count
     known, passed = _read_check_cache(cache), {}
+    settings = repr((keys, image_key, expected_dims, expected_channels, atol, same_grid, type(loader).__name__))
     for split, items in splits.items():
         kept[split] = []
         for i, item in enumerate(items):
             try:
-                stamp = _fingerprint(item, keys, base) if cache is not None else None
+                stamp = _fingerprint(item, keys, base, settings) if cache is not None else None
                 channels = known.get(stamp) if stamp is not None else None
                 if channels is None and loader is not None:
                     channels = _load_item(item, keys, image_key, base, loader)

@@ -352,6 +352,12 @@ def test_check_datalist_cache_skips_unchanged_items(tmp_path, monkeypatch):
     monkeypatch.setattr(io, "load_checked", lambda p, *a, **k: calls.append(Path(p).name) or real(p, *a, **k))
     check_datalist(datalist, base_dir=tmp_path, cache=cache)
     assert calls == []  # nothing decoded again
+    check_datalist(datalist, base_dir=tmp_path, cache=cache, expected_dims=3)  # other settings: checked again
+    assert sorted(calls) == ["a.nii.gz", "b.nii.gz"]
+    check_datalist(datalist, base_dir=tmp_path, cache=cache)
+    calls.clear()
+    check_datalist(datalist, base_dir=tmp_path, cache=cache)
+    assert calls == []
     write_nifti(b, np.ones((4, 4, 5), np.float32))  # changed: re-checked
     check_datalist(datalist, base_dir=tmp_path, cache=cache)
     assert calls == ["b.nii.gz"]
