@@ -527,8 +527,8 @@ def cine_datalist(
         from monai_jepa.transforms import LoadCined
 
         datalist, invalid = check_datalist(
-            datalist, as_bool(skip_bad, "skip_bad"), validation_report, keys=("image",), base_dir=datalist["root"],
-            cache=validation_cache if get_rank() == 0 else None, loader=LoadCined("image", color=color),
+            datalist, skip_bad, validation_report, keys=("image",), base_dir=datalist["root"],
+            cache=validation_cache, loader=LoadCined("image", color=color),
         )  # fmt: skip
         if invalid:
             datalist["invalid"] = invalid

@@ -282,7 +282,8 @@ def inspect_path(path: str | os.PathLike, percentiles: Sequence[float] = (1, 50,
 
 def _sibling_problems(items: list[dict], atol: float = 1e-3) -> list[dict]:
     """The volumes of one folder (the sequences of one case: ``t1``, ``t2``, ``flair``, ``seg``) must share their
-    spatial shape, affine and a single channel, as the loaders stack them: report the first file that does not."""
+    spatial shape, affine and a single channel, as the loaders stack them: report each file that does not (against
+    the first of the folder)."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for item in items:
         if item.get("format") == "nifti" and item.get("spatial_shape") is not None and item.get("kind") == "file":

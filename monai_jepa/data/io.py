@@ -36,7 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from monai_jepa.utils.dist import get_rank
 from monai_jepa.utils.fileio import atomic_write, atomic_write_text
+from monai_jepa.utils.flags import as_bool
 from monai_jepa.utils.module import require_package
 
 from .dicom import DICOM_SUFFIXES, is_dicom_file, load_dicom, series_files
@@ -511,7 +513,8 @@ def check_datalist(
             resamples them onto the first one's grid (DICOM series of one study).
         cache: a JSON file remembering the items that passed, by the path, size and modification time of each of
             their files and the check's settings: those are not decoded again, so a rerun on an unchanged dataset
-            checks in seconds. Written (atomically) only when the check succeeds, with the good items.
+            checks in seconds. Written (atomically) only when the check succeeds, with the good items (by rank 0
+            under ``torch.distributed``; every rank reads it).
         loader: a dictionary transform that loads an item as the training pipeline does (e.g.
             :class:`~monai_jepa.transforms.LoadCined` for cine clips); each item, its ``keys`` paths made absolute, is
             checked by calling it instead of the file-by-file checks above (any failure becomes an
@@ -529,6 +532,7 @@ def check_datalist(
 
         ok, skipped = check_datalist("datalist.json", skip_bad=True, report="skipped.csv")
     """
+    skip_bad = as_bool(skip_bad, "skip_bad")
     if isinstance(datalist, (str, os.PathLike)):
         src = Path(datalist)
         if not src.is_file():
@@ -576,7 +580,9 @@ def check_datalist(
                     )
                 if stamp is not None:
                     passed[stamp] = channels
-                if first is None or not same_channels:
+                if not same_channels:
+                    pass
+                elif first is None:
                     first = (channels, item[image_key])
                 elif channels != first[0]:
                     paths = _item_paths(item[image_key], base) or [item[image_key]]
@@ -599,7 +605,7 @@ def check_datalist(
         _write_report(Path(report), total, skipped)
     if skip_bad and total == len(skipped):
         raise EmptyDatasetError(f"all {total} datalist items are bad" + (f"; see {report}." if report else "."))
-    if cache is not None:
+    if cache is not None and get_rank() == 0:  # one writer under torch.distributed; every rank reads it
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(cache), json.dumps({"version": 1, "passed": passed}, indent=1) + "\n")
     if None in kept:

@@ -902,8 +902,8 @@ def volume_datalist(
     datalist.update(source=kind, is_synthetic=kind == "demo", dataset_dir=None if root is None else str(root))
     if as_bool(validate, "validate") and kind not in ("medmnist", "demo"):
         datalist, invalid = check_datalist(
-            datalist, as_bool(skip_bad, "skip_bad"), validation_report, base_dir=data_root, expected_dims=3,
-            same_grid=kind != "dicom_series", cache=validation_cache if get_rank() == 0 else None,
+            datalist, skip_bad, validation_report, base_dir=data_root, expected_dims=3,
+            same_grid=kind != "dicom_series", cache=validation_cache,
         )  # fmt: skip
         if invalid:
             datalist["invalid"] = invalid
@@ -1058,8 +1058,8 @@ def resolve_image_source(
     invalid: list[dict] = []
     if as_bool(validate, "validate") and load and items:  # grey and colour files may mix: channels are converted
         items, invalid = check_datalist(
-            items, as_bool(skip_bad, "skip_bad"), validation_report, keys=("image",), same_channels=False,
-            cache=validation_cache if get_rank() == 0 else None,
+            items, skip_bad, validation_report, keys=("image",), same_channels=False,
+            cache=validation_cache,
         )  # fmt: skip
     if not items:
         raise EmptyDatasetError(f"the '{split}' split of '{dataset_dir}' ({kind}) holds no image.", dataset_dir)
