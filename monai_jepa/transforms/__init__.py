@@ -148,3 +148,25 @@ __all__ += [
     "load_cxr_dicom",
     "match_channels",
 ]
+
+from .harmonize import (  # noqa: E402
+    HistogramStandardize,
+    HistogramStandardizeD,
+    HistogramStandardized,
+    HistogramStandardizeDict,
+    SiteNormalizeIntensity,
+    SiteNormalizeIntensityD,
+    SiteNormalizeIntensityd,
+    SiteNormalizeIntensityDict,
+)
+
+__all__ += [
+    "HistogramStandardize",
+    "HistogramStandardizeD",
+    "HistogramStandardizeDict",
+    "HistogramStandardized",
+    "SiteNormalizeIntensity",
+    "SiteNormalizeIntensityD",
+    "SiteNormalizeIntensityDict",
+    "SiteNormalizeIntensityd",
+]
