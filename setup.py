@@ -17,8 +17,12 @@ EXTRAS = {
     "tensorboard": ["tensorboard>=2.12"],
     "progress": ["tqdm>=4.60"],  # JEPAProgressBar
     "video": ["av>=12"],  # AVI / MP4 clips (PyAV, FFmpeg)
+    "interpret": ["umap-learn>=0.5"],  # UMAP embedding maps (PCA, attention, error maps and attributions need none)
 }
 ALL_EXTRAS = sorted({req for reqs in EXTRAS.values() for req in reqs})
+# the test extra leaves out what only one optional code path needs and is slow to install or import (numba for UMAP);
+# its tests skip without it
+TEST_EXTRAS = sorted(set(ALL_EXTRAS) - set(EXTRAS["interpret"]))
 
 setup(
     name="monai_jepa",
@@ -43,8 +47,8 @@ setup(
     extras_require={
         **EXTRAS,
         "all": ALL_EXTRAS,
-        "test": ALL_EXTRAS + ["pytest>=7.4", "jsonschema>=4.0", "hypothesis>=6.100"],
-        "dev": ALL_EXTRAS
+        "test": TEST_EXTRAS + ["pytest>=7.4", "jsonschema>=4.0", "hypothesis>=6.100"],
+        "dev": TEST_EXTRAS
         + ["pytest>=7.4", "jsonschema>=4.0", "hypothesis>=6.100", "black>=24.0", "isort>=5.12", "flake8>=6.0"],
         "deid-compare": ["deid", "dicognito"],
         "bench": ["lightly"],

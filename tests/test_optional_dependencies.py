@@ -41,7 +41,7 @@ for name in sys.argv[1].split(","):
 
 import monai_jepa, monai_jepa.losses, monai_jepa.networks, monai_jepa.transforms, monai_jepa.engines
 import monai_jepa.apps.deid, monai_jepa.cli, monai_jepa.data, monai_jepa.evaluation, monai_jepa.handlers
-import monai_jepa.inferers, monai_jepa.utils
+import monai_jepa.inferers, monai_jepa.interpret, monai_jepa.utils
 
 import numpy as np
 import torch
@@ -73,6 +73,9 @@ cases = {
     "evaluate_segmentation": lambda: monai_jepa.evaluation.evaluate_segmentation(
         torch.nn.Identity(), [{"image": torch.zeros(1, 4, 4), "label": torch.zeros(1, 4, 4)}], num_classes=2
     ),
+    "plot_embedding_map": lambda: monai_jepa.interpret.plot_embedding_map(np.zeros((3, 2)), [0, 1, 0], tmp / "e.png"),
+    "umap_projection": lambda: monai_jepa.interpret.embedding_projection(np.eye(4), "umap"),
+    "save_overlay_png": lambda: monai_jepa.interpret.save_overlay_png(np.zeros((1, 4, 4)), np.zeros((4, 4)), tmp / "o"),
     "attach_tensorboard": lambda: monai_jepa.engines.attach_tensorboard(None, tmp / "runs"),
     "progress_bar": lambda: monai_jepa.engines.JEPAProgressBar(tty=True).attach(None),
     "cli": cli_help,
@@ -103,6 +106,9 @@ CASES = {
     "plot_label_efficiency": ("matplotlib", "eval"),
     "fit_probe_head": ("scikit-learn", "eval"),
     "evaluate_segmentation": ("scipy", "eval"),
+    "plot_embedding_map": ("matplotlib", "eval"),
+    "umap_projection": ("umap-learn", "interpret"),
+    "save_overlay_png": ("matplotlib", "eval"),
     "attach_tensorboard": ("tensorboard", "tensorboard"),
     "progress_bar": ("tqdm", "progress"),
     "cli": ("fire", "cli"),

@@ -40,6 +40,7 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "tensorboard": ("tensorboard", "tensorboard"),
     "tqdm": ("tqdm", "progress"),
     "av": ("av", "video"),
+    "umap": ("umap-learn", "interpret"),
 }
 
 
