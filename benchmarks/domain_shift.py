@@ -97,6 +97,39 @@ def cmd_hippocampus(args) -> None:
         print(f"{args.method} seed {seed}: stress curve in {time.perf_counter() - t1:.0f} s")
 
 
+def paired_table(records: list[dict], reference: str) -> str:
+    """Markdown: Dice of each method minus ``reference`` with the same harmonisation and seed (same data order and
+    flips), then ``nyul`` minus ``none`` for the same method and seed: mean [min, max] over the seeds both have."""
+    import numpy as np
+
+    dice = {(r["method"], r["harmonization"], r["seed"], r["shift"], r["strength"]): r["dice"] for r in records}
+    shifts = list(dict.fromkeys(r["shift"] for r in records))
+    strengths = sorted({r["strength"] for r in records})
+    seeds = sorted({r["seed"] for r in records})
+
+    def cell(a: tuple, b: tuple, kind: str, st: float) -> str:
+        pairs = [(a + (s, kind, st), b + (s, kind, st)) for s in seeds]
+        d = np.array([dice[x] - dice[y] for x, y in pairs if x in dice and y in dice])
+        return "" if not d.size else f"{d.mean():+.3f} [{d.min():+.3f}, {d.max():+.3f}] ({d.size})"
+
+    head = " | ".join(f"strength {s:g}" for s in strengths) + " |"
+    lines = [f"## Paired difference to `{reference}` (same harmonisation, same seed)", "",
+             "Mean [min, max] over seeds of the Dice difference (number of seeds in brackets); positive: the method "
+             "keeps more Dice.", "", "| method | harmonisation | shift | " + head,
+             "|---|---|---|" + "---:|" * len(strengths)]  # fmt: skip
+    for method, harm in sorted({(r["method"], r["harmonization"]) for r in records if r["method"] != reference}):
+        for kind in shifts:
+            cells = [cell((method, harm), (reference, harm), kind, st) for st in strengths]
+            lines.append(f"| {method} | {harm} | {kind} | " + " | ".join(cells) + " |")
+    lines += ["", "## Harmonisation effect (nyul minus none, same method and seed)", "", "| method | shift | " + head,
+              "|---|---|" + "---:|" * len(strengths)]  # fmt: skip
+    for method in sorted({r["method"] for r in records}):
+        for kind in shifts:
+            cells = [cell((method, "nyul"), (method, "none"), kind, st) for st in strengths]
+            lines.append(f"| {method} | {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def cmd_report(args) -> None:
     records, sources = [], []
     for path in sorted(OUT.glob("hippocampus_*.json")):
@@ -116,7 +149,7 @@ def cmd_report(args) -> None:
         f"{p['machine']['torch_threads']} thread(s))"
         for name, p in sources
     )
-    md += "\n\nPlot: [shift_curves.png](shift_curves.png).\n"
+    md += "\n\n" + paired_table(records, args.reference) + "\nPlot: [shift_curves.png](shift_curves.png).\n"
     atomic_write_text(paths["report"], md)
     print(md)
 
@@ -138,7 +171,8 @@ def main() -> None:
     h.add_argument("--shifts", nargs="+", default=["bias_field", "gibbs", "gamma", "resolution", "noise"])
     h.add_argument("--strengths", nargs="+", type=float, default=[0.0, 0.25, 0.5, 0.75, 1.0])
     h.add_argument("--tag", required=True)
-    sub.add_parser("report")
+    r = sub.add_parser("report")
+    r.add_argument("--reference", default="unet_scratch", help="method the paired differences refer to")
     args = p.parse_args()
     {"hippocampus": cmd_hippocampus, "report": cmd_report}[args.cmd](args)
 
