@@ -213,6 +213,8 @@ def _flip(x: torch.Tensor, dims: Sequence[int], generator: torch.Generator) -> t
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
     logits = logits.float()
+    if logits.shape[0] == 0:  # an empty Poisson batch of DP-SGD: zero gradient (the step adds noise only)
+        return logits.sum() * 0.0
     if task == "binary":
         return F.binary_cross_entropy_with_logits(logits[:, 0], y.reshape(-1).float())
     if task == "multilabel":
@@ -258,6 +260,7 @@ def fine_tune(
     image_key: str = "image",
     label_key: str = "label",
     eval_batch_size: int = 256,
+    dp: Any = None,
 ) -> dict[str, Any]:
     """Fine-tune an encoder and a linear head end-to-end; with ``pretrained_state=None``, train from scratch.
 
@@ -276,6 +279,12 @@ def fine_tune(
     With ``max_minutes`` only, the first epoch is timed and the schedule spans the number of epochs that fit the
     budget; with both, the schedule spans ``max_epochs`` and training stops before an epoch that would overrun the
     budget.
+
+    With ``dp`` the training is DP-SGD (:mod:`monai_jepa.privacy`, needs ``pip install 'monai_jepa[privacy]'``):
+    BatchNorm layers are replaced by GroupNorm (:func:`~monai_jepa.privacy.prepare_dp_model`; their pretrained
+    statistics and affine parameters are dropped), batches are Poisson samples of expected size ``batch_size``, each
+    record's gradient is clipped and noise is added; ``target_epsilon`` needs ``max_epochs``. The (epsilon, delta)
+    covers the training records only, not ``val_data`` (used to pick the kept epoch) nor the pretrained weights.
 
     Args:
         network_factory: builds the encoder (or an ``EncoderClassifier``) at a random init, e.g.
@@ -301,12 +310,16 @@ def fine_tune(
         image_key: image key of dict items.
         label_key: label key of dict items.
         eval_batch_size: batch size of validation and test passes.
+        dp: DP-SGD settings, a :class:`~monai_jepa.privacy.DPConfig` or its dict (e.g. ``{"target_epsilon": 3.0}``);
+            ``None``: ordinary training.
 
     Returns:
         dict with the test ``scores`` and metrics (``acc``, ``auc``, ...), ``val_score`` (best validation AUC),
         ``best_epoch``, ``epochs`` (completed), ``planned_epochs``, ``steps``, ``max_epochs``, ``max_minutes``,
         ``stopped_by`` (``"epochs"`` or ``"time"``), ``n_labels``, ``pretrained``, ``lr``, ``batch_size``, ``seed``,
-        ``train_seconds`` and ``seconds`` (including the test pass).
+        ``train_seconds`` and ``seconds`` (including the test pass); with ``dp`` also ``epsilon``, ``delta``,
+        ``noise_multiplier``, ``sample_rate``, ``max_grad_norm``, ``target_epsilon``, ``accountant``,
+        ``num_samples``, ``secure_mode`` and ``dp_changes`` (the replaced modules).
 
     Example::
 
@@ -323,6 +336,13 @@ def fine_tune(
         raise ValueError(f"max_minutes must be positive, got {max_minutes!r}.")
     if int(warmup_epochs) != warmup_epochs or warmup_epochs < 0:
         raise ValueError(f"warmup_epochs must be a non-negative integer, got {warmup_epochs!r}.")
+    dp_config, changes, privacy = None, [], None
+    if dp is not None:
+        from monai_jepa.privacy import DPConfig, DPTraining, prepare_dp_model  # optional dependency
+
+        dp_config = DPConfig.from_value(dp)
+        if dp_config.target_epsilon is not None and max_epochs is None:
+            raise ValueError("DP-SGD with target_epsilon needs max_epochs (the noise is calibrated to them).")
     start = time.perf_counter()
     device = torch.device(device)
     train_labels = labels_to_numpy(data_labels(train_data, label_key), task)
@@ -336,6 +356,11 @@ def fine_tune(
     if not isinstance(net, EncoderClassifier):
         net = EncoderClassifier(net, n_out, dropout=head_dropout)
     net = net.to(device)
+    if dp_config is not None:
+        inner = unwrap_network(net.encoder)
+        if callable(getattr(inner, "embed", None)) and isinstance(getattr(inner, "projector", None), nn.Module):
+            inner.projector.requires_grad_(False)  # a LeJEPA projector: unused by the classifier, no gradient
+        net, changes = prepare_dp_model(net)
 
     n_train = len(train_labels)
     loader = as_data_loader(
@@ -348,6 +373,10 @@ def fine_tune(
     flip_gen = torch.Generator().manual_seed(seed + 1)
     steps_per_epoch = len(loader)
     optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    train_net = net
+    if dp_config is not None:  # train through the per-sample-gradient wrapper; evaluate the plain network
+        privacy = DPTraining(dp_config, n_train)
+        train_net, optimizer, loader = privacy.make_private(net, optimizer, loader, epochs=max_epochs, seed=seed)
     warmup = warmup_epochs * steps_per_epoch
     planned = max_epochs
     if planned is not None:
@@ -372,7 +401,7 @@ def fine_tune(
         device=device,
         max_epochs=planned or 1,
         train_data_loader=loader,
-        network=net,
+        network=train_net,
         optimizer=optimizer,
         loss_function=FiniteLoss(partial(_loss, task=task), "fine-tuning"),
         prepare_batch=prepare,
@@ -418,6 +447,7 @@ def fine_tune(
     )
     if labels is None:
         raise ValueError(f"test data carry no labels (label key '{label_key}').")
+    dp_report = {} if privacy is None else {k: v for k, v in privacy.report().items() if k != "steps"}
     return {
         "scores": scores,
         **classification_metrics(scores, labels, task),
@@ -435,5 +465,6 @@ def fine_tune(
         "batch_size": batch_size,
         "seed": seed,
         "train_seconds": train_seconds,
+        **({} if privacy is None else {**dp_report, "dp_changes": changes}),
         "seconds": time.perf_counter() - start,
     }

@@ -39,13 +39,14 @@ from monai_jepa.evaluation.protocols import (
     stratified_subset,
     summarize_runs,
 )
-from monai_jepa.evaluation.report import run_provenance, write_report
-from monai_jepa.utils.fileio import load_checkpoint_file
+from monai_jepa.evaluation.report import format_report, json_safe, run_provenance, write_report
+from monai_jepa.utils.fileio import atomic_write_text, load_checkpoint_file
 
 __all__ = ["DEFAULT_PROTOCOLS", "EvaluationSuite", "load_checkpoint_state", "reinit_factory"]
 
 DEFAULT_PROTOCOLS = ("linear", "knn", "few_shot", "label_fraction", "fine_tune", "scratch", "random_init")
 _PROBE_PROTOCOLS = ("linear", "knn", "few_shot", "label_fraction")
+_NOT_PRIVATE = ("knn", "few_shot", "label_fraction")  # protocols without a DP-SGD counterpart
 logger = logging.getLogger(__name__)
 
 
@@ -137,6 +138,15 @@ class EvaluationSuite:
     ``random_init_factory`` when given; else from a copy of ``network_def`` taken before the checkpoint is loaded
     (its constructor's own initialisation); else from :func:`reinit_factory` applied to ``model``.
 
+    With ``dp`` (DP-SGD settings, :class:`~monai_jepa.privacy.DPConfig` or its dict; ``pip install
+    'monai_jepa[privacy]'``) every training on the labelled data is differentially private: ``"linear"`` becomes
+    :func:`~monai_jepa.privacy.dp_linear_probe` on the frozen features (records with protocol ``"dp_linear"``,
+    one run per seed, no choice of regularisation on validation data), ``"fine_tune"`` / ``"scratch"`` run
+    :func:`~monai_jepa.evaluation.fine_tune` with ``dp`` (protocol ``"dp_fine_tune"``); ``"knn"``, ``"few_shot"``
+    and ``"label_fraction"`` have no private counterpart and are refused. The records then carry ``epsilon``,
+    ``delta``, ``noise_multiplier``, ``max_grad_norm`` and ``accountant``, and ``report.md`` ends with a privacy
+    table.
+
     Results are written after every stage (atomically) to ``<output_dir>/eval/metrics.json``, ``eval/report.md``
     and ``eval/label_efficiency.png`` (see :func:`~monai_jepa.evaluation.write_report`). Each record holds
     ``dataset``, ``method`` (``method_name``, ``"random_init"`` or ``"scratch"``), ``protocol`` (``"linear"``,
@@ -177,6 +187,9 @@ class EvaluationSuite:
         knn_kwargs: other arguments of :func:`~monai_jepa.evaluation.knn_probe`.
         method_name: method name of the pretrained model's records.
         command: command stored in the records (default: the process command line).
+        dp: DP-SGD settings (see above), or ``None``.
+        dp_linear_kwargs: other arguments of :func:`~monai_jepa.privacy.dp_linear_probe` (``epochs``, ``lr``,
+            ``batch_size``, ...).
 
     Example::
 
@@ -220,6 +233,8 @@ class EvaluationSuite:
         knn_kwargs: Mapping[str, Any] | None = None,
         method_name: str = "lejepa",
         command: str | None = None,
+        dp: Any = None,
+        dp_linear_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         if (model is None) == (network_def is None):
             raise ValueError("give exactly one of model and network_def.")
@@ -237,6 +252,18 @@ class EvaluationSuite:
             raise ValueError("seeds must hold at least one seed.")
         if finetune_minutes is None and finetune_epochs is None:
             finetune_epochs = 20
+        if dp is not None:
+            from monai_jepa.privacy import DPConfig  # optional dependency
+
+            dp = DPConfig.from_value(dp)
+            refused = [p for p in self.protocols if p in _NOT_PRIVATE]
+            if refused:
+                raise ValueError(
+                    f"protocols {refused} have no differentially private version; with dp use a subset of "
+                    "['linear', 'fine_tune', 'scratch', 'random_init']."
+                )
+        self.dp = dp
+        self.dp_linear_kwargs = dict(dp_linear_kwargs or {})
 
         if random_init_factory is not None:
             self.random_init_factory = random_init_factory
@@ -298,7 +325,7 @@ class EvaluationSuite:
         if "scratch" in self.protocols:
             self._add(self._finetune_records(None), "scratch")
         if not self.records:
-            write_report(self.records, self.output_dir, f"Evaluation: {self.dataset_name}")
+            self._write()
         return self.records
 
     def _add(self, records: list[dict[str, Any]], method: str) -> None:
@@ -307,7 +334,16 @@ class EvaluationSuite:
             self.records.append(
                 {"dataset": self.dataset_name, "method": method, **r, "pretrain_seconds": pretrain, **self._provenance}
             )
-        write_report(self.records, self.output_dir, f"Evaluation: {self.dataset_name}")
+        self._write()
+
+    def _write(self) -> None:
+        title = f"Evaluation: {self.dataset_name}"
+        paths = write_report(self.records, self.output_dir, title)
+        if self.dp is not None:
+            from monai_jepa.privacy import format_privacy_report
+
+            text = format_report(json_safe(self.records), title) + format_privacy_report(json_safe(self.records))
+            atomic_write_text(paths["report"], text)
 
     def _random_network(self, seed: int) -> nn.Module:
         torch.manual_seed(seed)
@@ -325,6 +361,11 @@ class EvaluationSuite:
         start = time.perf_counter()
         train_x, train_y = self._features(network, self.train_data)
         test_x, test_y = self._features(network, self.test_data)
+        if self.dp is not None:
+            return [
+                {**r, "feature_seconds": time.perf_counter() - start}
+                for r in self._dp_probe(train_x, train_y, test_x, test_y)
+            ]
         val_x, val_y = self._features(network, self.val_data) if self.val_data is not None else (None, None)
         feature_seconds = time.perf_counter() - start
         probes = [p for p in PROBES if p in self.protocols] or list(PROBES)
@@ -355,6 +396,26 @@ class EvaluationSuite:
             )
         return [{**r, "feature_seconds": feature_seconds} for r in records]
 
+    def _dp_probe(self, train_x: torch.Tensor, train_y: Any, test_x: torch.Tensor, test_y: Any) -> list[dict[str, Any]]:
+        from monai_jepa.privacy import dp_linear_probe
+
+        kwargs = {"num_classes": self.num_classes, **self.dp_linear_kwargs}
+        runs = [
+            dp_linear_probe(train_x, train_y, test_x, test_y, self.task, self.dp, seed=seed, **kwargs)
+            for seed in self.seeds
+        ]
+        summary = summarize_runs(runs)
+        return [
+            {
+                "protocol": "dp_linear",
+                "probe": "linear",
+                "label_fraction": 1.0,
+                "shots": None,
+                "seeds": list(self.seeds),
+                **summary,
+            }
+        ]
+
     def _finetune_records(self, pretrained_state: Mapping[str, torch.Tensor] | None) -> list[dict[str, Any]]:
         train_labels = labels_to_numpy(data_labels(self.train_data, self.label_key), self.task)
         num_classes = self.num_classes or infer_num_classes(
@@ -383,12 +444,13 @@ class EvaluationSuite:
                         image_key=self.image_key,
                         label_key=self.label_key,
                         **self.finetune_kwargs,
+                        **({} if self.dp is None else {"dp": self.dp}),
                     )
                 )
             summary = summarize_runs(runs)
             records.append(
                 {
-                    "protocol": "fine_tune",
+                    "protocol": "fine_tune" if self.dp is None else "dp_fine_tune",
                     "probe": None,
                     "label_fraction": fraction,
                     "shots": None,

@@ -11,12 +11,13 @@
 """Differentially private (DP-SGD) downstream training on Opacus (``pip install 'monai_jepa[privacy]'``): fine-tuning
 and linear probes whose (epsilon, delta) protects the labelled training records; see ``docs/privacy.md``."""
 
-from .dp import ACCOUNTANTS, DPConfig, DPTraining, compute_epsilon, default_delta, prepare_dp_model
+from .dp import ACCOUNTANTS, GRAD_SAMPLE_MODES, DPConfig, DPTraining, compute_epsilon, default_delta, prepare_dp_model
 from .probe import dp_linear_probe, fit_dp_linear
 from .report import format_privacy_report
 
 __all__ = [
     "ACCOUNTANTS",
+    "GRAD_SAMPLE_MODES",
     "DPConfig",
     "DPTraining",
     "compute_epsilon",

@@ -39,11 +39,24 @@ PrivacyEngine, _ = optional_import("opacus", name="PrivacyEngine")
 ModuleValidator, _ = optional_import("opacus.validators", name="ModuleValidator")
 create_accountant, _ = optional_import("opacus.accountants", name="create_accountant")
 
-__all__ = ["ACCOUNTANTS", "DPConfig", "DPTraining", "compute_epsilon", "default_delta", "prepare_dp_model"]
+__all__ = [
+    "ACCOUNTANTS",
+    "GRAD_SAMPLE_MODES",
+    "DPConfig",
+    "DPTraining",
+    "compute_epsilon",
+    "default_delta",
+    "prepare_dp_model",
+]
 
 #: privacy accountants: Renyi DP (Mironov 2017; Opacus's ``RDPAccountant``) or the numerically composed privacy loss
 #: random variable (Gopi et al. 2021; ``PRVAccountant``, tighter, i.e. a smaller epsilon for the same noise)
 ACCOUNTANTS = ("rdp", "prv")
+#: how Opacus computes per-sample gradients: ``"ew"`` (PyTorch's expanded weights: no module hooks, so in-place
+#: operations such as the residual ``out += x`` of MONAI's ResNet are fine; Linear, Conv, GroupNorm, LayerNorm,
+#: InstanceNorm and Embedding layers), ``"hooks"`` (module hooks: more layer types, e.g. DP-LSTM and
+#: multi-head attention, but no in-place operation on a hooked layer's output) or ``"functorch"``
+GRAD_SAMPLE_MODES = ("ew", "hooks", "functorch")
 logger = logging.getLogger(__name__)
 
 
@@ -78,6 +91,7 @@ class DPConfig:
         accountant: ``"rdp"`` or ``"prv"`` (see :data:`ACCOUNTANTS`).
         secure_mode: cryptographically secure noise (needs the ``torchcsprng`` package); off, the noise comes from a
             seeded ``torch.Generator`` (reproducible, fine for research, not for a release).
+        grad_sample_mode: per-sample gradient computation, see :data:`GRAD_SAMPLE_MODES`.
 
     Example::
 
@@ -91,6 +105,7 @@ class DPConfig:
     max_grad_norm: float = 1.0
     accountant: str = "rdp"
     secure_mode: bool = False
+    grad_sample_mode: str = "ew"
 
     def __post_init__(self) -> None:
         if (self.target_epsilon is None) == (self.noise_multiplier is None):
@@ -113,6 +128,10 @@ class DPConfig:
         if accountant not in ACCOUNTANTS:
             raise ValueError(f"accountant must be one of {list(ACCOUNTANTS)}, got {self.accountant!r}.")
         object.__setattr__(self, "accountant", accountant)
+        if self.grad_sample_mode not in GRAD_SAMPLE_MODES:
+            raise ValueError(
+                f"grad_sample_mode must be one of {list(GRAD_SAMPLE_MODES)}, got {self.grad_sample_mode!r}."
+            )
 
     @classmethod
     def from_value(cls, value: DPConfig | Mapping[str, Any] | None) -> DPConfig | None:
@@ -171,13 +190,15 @@ def prepare_dp_model(model: nn.Module) -> tuple[nn.Module, list[str]]:
     fresh affine parameters; frozen modules are kept), then ``ModuleValidator.validate`` must pass.
 
     BatchNorm is not only incompatible with per-sample clipping: its running statistics are computed from the private
-    batches without noise, so they would leak. The other weights (e.g. a pretrained encoder's) are kept.
+    batches without noise, so they would leak. In-place activations (``nn.ReLU(inplace=True)``, as in MONAI's ResNet)
+    are switched to out-of-place: they would overwrite the outputs that Opacus's backward hooks need. The other
+    weights (e.g. a pretrained encoder's) are kept.
 
     Args:
         model: the network (its trainable parameters are the ones DP-SGD will train).
 
     Returns:
-        ``(model, changes)``: the fixed model (a copy when something was replaced) and one line per replaced module,
+        ``(model, changes)``: the fixed model (a copy when a layer was replaced) and one line per changed module,
         e.g. ``"encoder.bn1: BatchNorm2d(64) -> GroupNorm(32 groups, 64 channels)"``.
 
     Raises:
@@ -194,8 +215,12 @@ def prepare_dp_model(model: nn.Module) -> tuple[nn.Module, list[str]]:
             old = before.get(name)
             if old is not None and type(old) is not type(module):
                 changes.append(f"{name}: {_describe(old)} -> {_describe(module)}")
-        for line in changes:
-            logger.info(f"DP-SGD model preparation: {line}")
+    for name, module in model.named_modules():
+        if getattr(module, "inplace", False) is True:
+            module.inplace = False
+            changes.append(f"{name}: {type(module).__name__}(inplace=True) -> inplace=False")
+    for line in changes:
+        logger.info(f"DP-SGD model preparation: {line}")
     errors = ModuleValidator.validate(model, strict=False)
     if errors:
         raise ValueError(f"the model cannot be trained with DP-SGD: {'; '.join(map(str, errors[:5]))}")
@@ -273,6 +298,7 @@ class DPTraining:
             data_loader=self._seeded(data_loader, seed),
             max_grad_norm=self.config.max_grad_norm,
             poisson_sampling=True,
+            grad_sample_mode=self.config.grad_sample_mode,
             noise_generator=None if self.config.secure_mode else torch.Generator().manual_seed(seed + 1),
         )
         if self.config.target_epsilon is not None:

@@ -185,3 +185,23 @@ def test_fine_tune_time_budget_sets_the_schedule_after_the_first_epoch(monkeypat
     assert out["stopped_by"] == "time"
     assert out["planned_epochs"] >= 2 and out["epochs"] <= out["planned_epochs"]
     assert out["steps"] == out["epochs"] * 4
+
+
+def test_fine_tune_with_dp_sgd():
+    pytest.importorskip("opacus")
+    from monai_jepa.privacy import compute_epsilon
+
+    args = (TinyEncoder, bright_dark(32, 0), bright_dark(16, 1), bright_dark(16, 2), "binary")
+    a = fine_tune(*args, max_epochs=2, batch_size=8, seed=0, dp={"target_epsilon": 5.0})
+    b = fine_tune(*args, max_epochs=2, batch_size=8, seed=0, dp={"target_epsilon": 5.0})
+    np.testing.assert_array_equal(a["scores"], b["scores"])  # seeded: batches, noise and initialisation
+    assert a["dp_changes"] == ["encoder.norm: BatchNorm2d(8) -> GroupNorm(8 groups, 8 channels)"]
+    assert a["delta"] == pytest.approx(1 / 320) and a["sample_rate"] == 0.25 and a["steps"] == 2 * 4
+    assert 4.9 <= a["epsilon"] <= 5.0
+    assert a["epsilon"] == pytest.approx(compute_epsilon(a["noise_multiplier"], 0.25, 8, 1 / 320), rel=1e-12)
+    fixed = fine_tune(*args, max_epochs=1, batch_size=8, dp={"noise_multiplier": 2.0, "accountant": "prv"})
+    assert fixed["noise_multiplier"] == 2.0 and fixed["accountant"] == "prv" and fixed["epsilon"] > 0
+    with pytest.raises(ValueError, match="target_epsilon needs max_epochs"):
+        fine_tune(*args, max_minutes=1, dp={"target_epsilon": 5.0})
+    with pytest.raises(ValueError, match="target_epsilon must be positive"):
+        fine_tune(*args, max_epochs=1, dp={"target_epsilon": 0})

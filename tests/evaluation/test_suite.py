@@ -208,3 +208,41 @@ def test_suite_argument_errors(demo):
         model = nn.Sequential(nn.Flatten())
         model.token = nn.Parameter(torch.zeros(3))
         EvaluationSuite(model, train, None, test)
+
+
+def test_dp_suite_trains_privately_and_reports_epsilon(tmp_path, demo):
+    pytest.importorskip("opacus")
+    train, val, test = demo
+    suite = EvaluationSuite(
+        small_model(),
+        train,
+        val,
+        test,
+        "binary",
+        tmp_path,
+        "demo",
+        protocols=("linear", "fine_tune", "random_init"),
+        seeds=(0, 1),
+        finetune_fractions=(1.0,),
+        finetune_epochs=1,
+        finetune_kwargs={"batch_size": 16},
+        dp={"target_epsilon": 4.0, "delta": 1e-3},
+        dp_linear_kwargs={"epochs": 2, "batch_size": 10},
+    )
+    records = suite.run()
+    kinds = [(r["method"], r["protocol"]) for r in records]
+    assert kinds == [("lejepa", "dp_linear"), ("random_init", "dp_linear"), ("lejepa", "dp_fine_tune")]
+    for r in records:
+        assert 3.9 <= r["epsilon"] <= 4.0 and r["delta"] == 1e-3 and r["accountant"] == "rdp"
+        assert r["max_grad_norm"] == 1.0 and r["noise_multiplier"] > 0 and 0.0 <= r["auc"] <= 1.0
+    assert records[0]["seeds"] == [0, 1] and records[0]["steps"] == 2 * 4 and "auc_std" in records[0]
+    assert any("GroupNorm" in line for line in records[2]["dp_changes"])  # the encoder's BatchNorm was replaced
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "## Differential privacy" in report and "| lejepa | dp_linear | 40 | " in report
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())[0]["epsilon"] == records[0]["epsilon"]
+    with pytest.raises(ValueError, match=r"protocols \['knn', 'few_shot'\] have no differentially private"):
+        EvaluationSuite(
+            small_model(), train, None, test, protocols=("linear", "knn", "few_shot"), dp={"target_epsilon": 1}
+        )
+    with pytest.raises(ValueError, match="unknown DP setting"):
+        EvaluationSuite(small_model(), train, None, test, protocols=("linear",), dp={"eps": 1})
