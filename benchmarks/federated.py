@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from ignite.engine import Events
 from monai.fl.utils.constants import WeightType
 from monai.fl.utils.exchange_object import ExchangeObject
@@ -144,6 +145,25 @@ def cmd_centralised(args) -> None:
     _write(args.tag, payload)
 
 
+def cmd_evaluate(args) -> None:
+    """Recompute the held-out metrics of finished runs from their checkpoints (e.g. after adding a metric)."""
+    for tag in args.tags:
+        path = OUT / f"{tag}.json"
+        payload = json.loads(path.read_text())
+        run_args = argparse.Namespace(**{k: payload[k] for k in ("batch_size", "lr", "lamb", "seed")})
+        run_args.site_split = payload.get("site_split") or "random"
+        weights = torch.load(ROOT / payload["checkpoint"], map_location="cpu", weights_only=True)["model"]
+        overrides = {**hippocampus_overrides(run_args), "num_sites": payload["num_sites"], "num_rounds": 1,
+                     "local_steps": 2}  # fmt: skip
+        payload["held_out"] = held_out_metrics(run_args, weights)
+        payload["held_out_initial"] = held_out_metrics(
+            run_args, initial_weights(CONFIGS, overrides, str(CKPT / "eval"))
+        )
+        payload["held_out_provenance"] = provenance()
+        atomic_write_text(path, json.dumps(payload, indent=4, default=float) + "\n")
+        print(tag, payload["held_out"])
+
+
 def cmd_segment(argv: list[str]) -> None:
     """:mod:`benchmarks.hippocampus`'s ``segment`` command, writing its ``segment_<tag>.json`` here."""
     hippocampus.OUT = OUT
@@ -158,6 +178,7 @@ def main() -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("datalist")
     sub.add_parser("report")
+    sub.add_parser("evaluate").add_argument("--tags", nargs="+", required=True)
     for name in ("federated", "centralised"):
         s = sub.add_parser(name)
         s.add_argument("--batch_size", type=int, default=4)
@@ -174,7 +195,7 @@ def main() -> None:
     s.add_argument("--no_evaluate", action="store_true")
     sub.choices["centralised"].add_argument("--steps", type=int, default=600)
     args = p.parse_args()
-    {"datalist": cmd_datalist, "federated": cmd_federated, "centralised": cmd_centralised,
+    {"datalist": cmd_datalist, "federated": cmd_federated, "centralised": cmd_centralised, "evaluate": cmd_evaluate,
      "report": cmd_report}[args.cmd](args)  # fmt: skip
 
 

@@ -49,6 +49,7 @@ def masked_latent_metrics(
     device: str | torch.device = "cpu",
     image_key: str = "image",
     seed: int = 0,
+    max_tokens: int = 4096,
 ) -> dict[str, float]:
     """Self-supervised metrics of a masked-latent model on ``data``, with masks and SIGReg directions fixed by ``seed``.
 
@@ -66,12 +67,14 @@ def masked_latent_metrics(
         data: iterable of batches, dicts with ``image_key`` ``(B, C, *S)``.
         device: where to compute.
         image_key: batch key of the images.
-        seed: seed of the masks.
+        seed: seed of the masks (and of the token sample).
+        max_tokens: the full-image tokens of all images are subsampled to this many (seeded) for their effective rank.
 
     Returns:
         ``{"loss", "pred", "sigreg"}``: the training objective's terms on the whole of ``data``;
         ``"sigreg_pooled"``: SIGReg of all the pooled embeddings together; ``"effective_rank"`` and
-        ``"embedding_std"`` of the pooled embeddings; ``"num_images"``.
+        ``"embedding_std"`` of the pooled embeddings; ``"effective_rank_tokens"`` of the full-image token embeddings
+        (``max_tokens`` of them); ``"num_images"``.
 
     Raises:
         ValueError: ``data`` holds fewer than 2 images.
@@ -89,7 +92,7 @@ def masked_latent_metrics(
     was_training = network.training
     network.eval()
     per_mask: list[tuple[list, list, list]] = []  # mask j -> (predictions, targets, pooled context embeddings)
-    pooled_all = []
+    pooled_all, tokens_all = [], []
     try:
         for batch in data:
             images = plain_tensor(batch[image_key]).to(device).float()
@@ -101,7 +104,9 @@ def masked_latent_metrics(
                     per_mask.append(([], [], []))
                 for store, value in zip(per_mask[j], (pred, tgt, ctx)):
                     store.append(value.float().flatten(0, -2) if value.ndim == 3 else value.float())
-            pooled_all.append(network.encoder(images)[1].float())
+            tokens, pooled = network.encoder(images)
+            pooled_all.append(pooled.float())
+            tokens_all.append(tokens.float().flatten(0, 1).cpu())
     finally:
         network.train(was_training)
     n = sum(p.shape[0] for p in pooled_all)
@@ -117,6 +122,9 @@ def masked_latent_metrics(
     metrics["sigreg_pooled"] = float(sigreg(pooled)) if callable(sigreg) else float("nan")
     metrics["effective_rank"] = effective_rank(pooled.cpu())
     metrics["embedding_std"] = embedding_std(pooled.cpu())
+    tokens = torch.cat(tokens_all)
+    pick = torch.randperm(tokens.shape[0], generator=torch.Generator().manual_seed(seed))[:max_tokens]
+    metrics["effective_rank_tokens"] = effective_rank(tokens[pick])
     metrics["num_images"] = float(n)
     return metrics
 

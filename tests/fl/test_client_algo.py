@@ -126,8 +126,9 @@ def test_evaluate_metrics_do_not_touch_the_local_model():
     step = int(algo.trainer.loss_function.sigreg.step)
     out = algo.evaluate(start)
     assert set(out.metrics) == {"loss", "pred", "sigreg", "sigreg_pooled", "effective_rank", "embedding_std",
-                                "num_images"}  # fmt: skip
-    assert out.metrics["num_images"] == 4.0 and 1.0 <= out.metrics["effective_rank"] <= 4.0
+                                "num_images", "effective_rank_tokens"}  # fmt: skip
+    assert out.metrics["num_images"] == 4.0 and 1.0 <= out.metrics["effective_rank"] <= 3.0  # at most N - 1
+    assert out.metrics["effective_rank_tokens"] > out.metrics["effective_rank"]  # 4 x 64 tokens
     assert out.metrics["pred"] > 0 and out.metrics["sigreg_pooled"] >= 0
     assert all(torch.equal(v, before[k]) for k, v in algo.trainer.network.state_dict().items())
     assert int(algo.trainer.loss_function.sigreg.step) == step
