@@ -213,8 +213,6 @@ def _flip(x: torch.Tensor, dims: Sequence[int], generator: torch.Generator) -> t
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
     logits = logits.float()
-    if logits.shape[0] == 0:  # an empty Poisson batch of DP-SGD: zero gradient (the step adds noise only)
-        return logits.sum() * 0.0
     if task == "binary":
         return F.binary_cross_entropy_with_logits(logits[:, 0], y.reshape(-1).float())
     if task == "multilabel":
@@ -397,6 +395,13 @@ def fine_tune(
         x = _flip(x, flip_dims, flip_gen) if flip_dims else x
         return _to_device(x, dev, channels_last), y.to(dev)
 
+    def dp_iteration(engine: SupervisedTrainer, batch: Any) -> Any:
+        if len(split_batch(batch, image_key, label_key)[0]) == 0:  # an empty Poisson batch: a noise-only step
+            optimizer.zero_grad(set_to_none=True)
+            privacy.noise_step(optimizer)  # type: ignore[union-attr]
+            return {}
+        return engine._iteration(engine, batch)
+
     trainer = SupervisedTrainer(
         device=device,
         max_epochs=planned or 1,
@@ -409,6 +414,7 @@ def fine_tune(
         optim_set_to_none=True,
         decollate=False,
         train_handlers=[schedule],
+        iteration_update=None if privacy is None else dp_iteration,
     )
     best: dict[str, Any] = {"score": -math.inf, "epoch": 0, "state": None, "stopped_by": "epochs"}
 

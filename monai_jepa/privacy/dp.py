@@ -327,6 +327,18 @@ class DPTraining:
             generator=torch.Generator().manual_seed(seed),
         )
 
+    @staticmethod
+    def noise_step(optimizer: torch.optim.Optimizer) -> None:
+        """The step of an empty Poisson batch: no record, so the update is the Gaussian noise alone (what the
+        accountant assumes of every step; skipping the step would make the number of steps depend on the data).
+
+        Args:
+            optimizer: the ``DPOptimizer`` returned by :meth:`make_private`.
+        """
+        for p in optimizer.params:  # type: ignore[attr-defined]
+            p.grad_sample = p.new_zeros((0, *p.shape))
+        optimizer.step()
+
     @property
     def steps(self) -> int:
         """Optimiser steps taken so far (the steps the accountant counted)."""

@@ -117,9 +117,10 @@ def fit_dp_linear(
     model.train()
     for _ in range(int(epochs)):
         for xb, yb in loader:
-            if len(xb) == 0:  # an empty Poisson batch: nothing to release
-                continue
             optimizer.zero_grad(set_to_none=True)
+            if len(xb) == 0:  # an empty Poisson batch
+                training.noise_step(optimizer)
+                continue
             _loss(model(xb), yb, task).backward()
             optimizer.step()
     linear = model._module if hasattr(model, "_module") else model

@@ -205,3 +205,15 @@ def test_fine_tune_with_dp_sgd():
         fine_tune(*args, max_minutes=1, dp={"target_epsilon": 5.0})
     with pytest.raises(ValueError, match="target_epsilon must be positive"):
         fine_tune(*args, max_epochs=1, dp={"target_epsilon": 0})
+
+
+def test_dp_fine_tune_takes_noise_only_steps_on_empty_batches(monkeypatch):
+    pytest.importorskip("opacus")
+    from monai_jepa.privacy import DPTraining
+
+    calls = []
+    original = DPTraining.noise_step
+    monkeypatch.setattr(DPTraining, "noise_step", staticmethod(lambda opt: calls.append(1) or original(opt)))
+    args = (TinyEncoder, bright_dark(12, 0), None, bright_dark(8, 2), "binary")
+    out = fine_tune(*args, max_epochs=1, batch_size=1, flip_dims=(), dp={"noise_multiplier": 1.0, "delta": 1e-3})
+    assert calls and out["steps"] == 12  # expected batch of one record: some batches are empty

@@ -77,3 +77,14 @@ def test_probe_errors():
         fit_dp_linear(x, y[:10], "binary", dp)
     with pytest.raises(ValueError, match="delta must be below"):
         fit_dp_linear(x, y, "binary", {"noise_multiplier": 1.0, "delta": 0.1})
+
+
+def test_empty_poisson_batches_are_noise_only_steps(monkeypatch):
+    from monai_jepa.privacy import DPTraining
+
+    calls = []
+    original = DPTraining.noise_step
+    monkeypatch.setattr(DPTraining, "noise_step", staticmethod(lambda opt: calls.append(1) or original(opt)))
+    x, y = separable(20, 0)
+    res = dp_linear_probe(x, y, x, y, "binary", {"noise_multiplier": 1.0, "delta": 1e-3}, epochs=2, batch_size=1)
+    assert calls and res["steps"] == 2 * 20  # the empty batches are steps too (counted by the accountant)
