@@ -78,10 +78,14 @@ def cmd_datalist(args) -> None:
     print(f"wrote {DATALIST}: {len(full['training'])} pool and {len(full['validation'])} held-out cases")
 
 
-def held_out_metrics(args, weights: dict) -> dict:
-    """:func:`~monai_jepa.fl.masked_latent_metrics` of ``weights`` on the 60 held-out images (one site holding all)."""
+def held_out_metrics(args, weights: dict, group: int | None = None) -> dict:
+    """:func:`~monai_jepa.fl.masked_latent_metrics` of ``weights`` on the 60 held-out images (one site holding all),
+    or with ``group`` on one third of them by volume size (0: the smallest)."""
+    sites = {"num_sites": 1, "site_index": 0}
+    if group is not None:
+        sites = {"num_sites": 3, "site_index": group, "site_split": "size"}
     algo = MaskedLatentAlgo.from_bundle(
-        CONFIGS, {**hippocampus_overrides(args), "num_sites": 1, "site_index": 0, "num_rounds": 1, "local_steps": 2,
+        CONFIGS, {**hippocampus_overrides(args), **sites, "num_rounds": 1, "local_steps": 2,
                   "output_dir": str(CKPT / "eval"), "cache": False},
     )  # fmt: skip
     return algo.evaluate(ExchangeObject(weights=weights, weight_type=WeightType.WEIGHTS)).metrics
@@ -159,6 +163,8 @@ def cmd_evaluate(args) -> None:
         payload["held_out_initial"] = held_out_metrics(
             run_args, initial_weights(CONFIGS, overrides, str(CKPT / "eval"))
         )
+        if args.by_size:
+            payload["held_out_by_size"] = [held_out_metrics(run_args, weights, group=k) for k in range(3)]
         payload["held_out_provenance"] = provenance()
         atomic_write_text(path, json.dumps(payload, indent=4, default=float) + "\n")
         print(tag, payload["held_out"])
@@ -178,7 +184,9 @@ def main() -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("datalist")
     sub.add_parser("report")
-    sub.add_parser("evaluate").add_argument("--tags", nargs="+", required=True)
+    e = sub.add_parser("evaluate")
+    e.add_argument("--tags", nargs="+", required=True)
+    e.add_argument("--by_size", action="store_true", help="also on each third of the held-out images by volume size")
     for name in ("federated", "centralised"):
         s = sub.add_parser(name)
         s.add_argument("--batch_size", type=int, default=4)
@@ -266,6 +274,22 @@ def cmd_report(args) -> None:
                 f"| {rec['round']} | {t['loss']:.4f} | {t['pred']:.4f} | {t['sigreg']:.2f} | "
                 f"{e.get('pred', float('nan')):.4f} | {e.get('sigreg_pooled', float('nan')):.2f} | {ranks} |"
             )
+    sized = [r for r in runs if "held_out_by_size" in r]
+    if sized:
+        lines += [
+            "",
+            "## Held-out metrics by volume size",
+            "",
+            "The 60 held-out volumes cut into thirds by their "
+            "number of voxels (the partition of the `size` sites); each third scored alone.",
+            "",
+            "| run | smallest: pred / SIGReg pooled / eff. rank tokens | middle | largest |",
+            "|---|---:|---:|---:|",
+        ]
+        for r in sized:
+            cells = [f"{m['pred']:.4f} / {m['sigreg_pooled']:.2f} / {m['effective_rank_tokens']:.1f}"
+                     for m in r["held_out_by_size"]]  # fmt: skip
+            lines.append(f"| {r['tag']} | " + " | ".join(cells) + " |")
     segments = sorted(OUT.glob("segment_*.json"))
     if segments:
         ref_path = RESULTS / "hippocampus" / "segment_unet_scratch.json"
