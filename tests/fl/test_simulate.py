@@ -89,3 +89,26 @@ def test_two_sites_two_rounds(tmp_path):
         assert ev["site0/num_images"] == ev["site1/num_images"] == 2
         assert all(torch.isfinite(torch.tensor(float(ev[k]))) for k in ("pred", "sigreg", "effective_rank"))
     assert (out / "site_0").is_dir() and (out / "site_1").is_dir()
+
+
+def test_site_algo_from_the_bundle_configs(tmp_path):
+    """federated/client.json on train.json: the site's share of the data, local steps per round, its own seed."""
+    from monai.fl.utils.constants import FlStatistics, WeightType
+    from monai.fl.utils.exchange_object import ExchangeObject
+
+    from monai_jepa.fl import MaskedLatentAlgo
+
+    overrides = {**TINY, "datalist": str(_demo_datalist(tmp_path)), "num_sites": 2, "site_index": 1,
+                 "num_rounds": 2, "local_steps": 3, "output_dir": str(tmp_path / "site_1")}  # fmt: skip
+    algo = MaskedLatentAlgo.from_bundle(CONFIG_FILES, overrides)
+    trainer = algo.trainer
+    assert trainer.state.epoch_length == 3 and trainer.state.seed == 1  # seed + site_index
+    assert len(trainer.data_loader.dataset) == 2 and trainer.data_loader.drop_last  # 4 training cases, 2 sites
+    assert set(algo.save_dict) == {"lr_scheduler"}
+    start = initial_weights(CONFIG_FILES, overrides)
+    algo.train(ExchangeObject(weights=start, weight_type=WeightType.WEIGHTS))
+    assert algo.get_weights().statistics[FlStatistics.NUM_EXECUTED_ITERATIONS] == 3
+    metrics = algo.evaluate(ExchangeObject(weights=start, weight_type=WeightType.WEIGHTS)).metrics
+    assert metrics["num_images"] == 2.0  # the site's half of the 4 held-out cases
+    with pytest.raises(KeyError, match="no 'train#nope'"):
+        MaskedLatentAlgo.from_bundle(CONFIG_FILES, overrides, trainer_key="train#nope")
