@@ -436,6 +436,7 @@ def volume_preprocessing(
     label_values: Sequence[int] | None = None,
     crop_foreground: bool = True,
     ct_window: Sequence[float] = (-1000.0, 400.0),
+    track_meta: bool = False,
 ) -> Compose:
     """The deterministic preprocessing of :func:`resolve_volume_source`, usable on its own (inference, MONAI Label).
 
@@ -458,6 +459,8 @@ def volume_preprocessing(
             ``0 .. K-1``; None keeps the stored values.
         crop_foreground: crop to the bounding box of the non-zero voxels before padding / cropping.
         ct_window: ``(low, high)`` Hounsfield units of ``"ct"``.
+        track_meta: keep the outputs as ``MetaTensor`` s with their affine and the record of the applied transforms,
+            so MONAI's ``Invertd`` can map a prediction back onto the input grid (inference, interpretation maps).
 
     Returns:
         a MONAI ``Compose``.
@@ -491,9 +494,9 @@ def volume_preprocessing(
     if label_map and label_values is not None and list(label_values) != list(range(len(label_values))):
         values = [int(v) for v in label_values]
         transforms.append(MapLabelValued("label", orig_labels=values, target_labels=list(range(len(values)))))
-    transforms.append(EnsureTyped("image", data_type="tensor", dtype=torch.float32, track_meta=False))
+    transforms.append(EnsureTyped("image", data_type="tensor", dtype=torch.float32, track_meta=track_meta))
     if label_map:
-        transforms.append(EnsureTyped("label", data_type="tensor", dtype=torch.int64, track_meta=False))
+        transforms.append(EnsureTyped("label", data_type="tensor", dtype=torch.int64, track_meta=track_meta))
     return Compose(transforms)
 
 
@@ -1100,6 +1103,7 @@ def resolve_volume_source(
     seed: int = 0,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
     dicom_sequences: Sequence[str] | None = None,
+    track_meta: bool = False,
     **builder_kwargs: Any,
 ) -> VolumeSource:
     """Build a MONAI dataset of preprocessed 3D volumes from whatever ``dataset_dir`` points at.
@@ -1130,6 +1134,8 @@ def resolve_volume_source(
         seed: seed of the demo data and of the patient-level split.
         fractions: ``(training, validation, test)`` patient fractions of file layouts.
         dicom_sequences: DICOM series-description patterns stacked as channels (see :func:`volume_datalist`).
+        track_meta: keep file items as ``MetaTensor`` s with their transform record (see :func:`volume_preprocessing`);
+            ``ds.transform`` is then what ``Invertd`` needs to map predictions back to the input grid.
         builder_kwargs: extra arguments of the datalist builder.
 
     Returns:
@@ -1175,7 +1181,7 @@ def resolve_volume_source(
             items.append(item)
         pre = volume_preprocessing(
             size, _intensity(datalist, intensity), spacing, label=task == "segmentation", load=True,
-            resample=source == "dicom_series", label_values=datalist.get("label_values"),
+            resample=source == "dicom_series", label_values=datalist.get("label_values"), track_meta=track_meta,
         )  # fmt: skip
     ds = _dataset(items, pre, transform, cache_rate, num_workers)
     labels = datalist.get("labels") or {}

@@ -14,11 +14,15 @@ occlusion) with deletion / insertion curves, embedding maps (PCA / UMAP), PNG ov
 from .attention import ViTAttentionMap, attention_rollout, capture_attention
 from .attribution import attribution_map, deletion_insertion, last_conv_layer
 from .embedding_map import embedding_projection, plot_embedding_map
+from .nifti import SaveMapNiftid, SaveMapNiftiD, SaveMapNiftiDict, save_map_nifti
 from .overlay import SaveOverlayPNGd, SaveOverlayPNGD, SaveOverlayPNGDict, overlay_slice, save_overlay_png
 from .predictor_error import PredictorErrorMap, region_tiles
 
 __all__ = [
     "PredictorErrorMap",
+    "SaveMapNiftiD",
+    "SaveMapNiftiDict",
+    "SaveMapNiftid",
     "SaveOverlayPNGD",
     "SaveOverlayPNGDict",
     "SaveOverlayPNGd",
@@ -32,5 +36,6 @@ __all__ = [
     "overlay_slice",
     "plot_embedding_map",
     "region_tiles",
+    "save_map_nifti",
     "save_overlay_png",
 ]
