@@ -90,7 +90,7 @@ def shift_parameter(kind: str, strength: float, maximum: float | None = None) ->
             raise ValueError(f"the maximum resolution factor must be >= 1, got {top}.")
         return 1.0 + strength * (top - 1.0)
     if top < 0 or (kind == "gibbs" and top > 1):
-        raise ValueError(f"the maximum of {kind!r} must be in [0, {1 if kind == 'gibbs' else 'inf'}), got {top}.")
+        raise ValueError(f"the maximum of {kind!r} must be {'in [0, 1]' if kind == 'gibbs' else '>= 0'}, got {top}.")
     return strength * top
 
 
