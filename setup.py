@@ -17,6 +17,7 @@ EXTRAS = {
     "tensorboard": ["tensorboard>=2.12"],
     "progress": ["tqdm>=4.60"],  # JEPAProgressBar
     "video": ["av>=12"],  # AVI / MP4 clips (PyAV, FFmpeg)
+    "privacy": ["opacus>=1.5"],  # DP-SGD probes and fine-tuning
     "interpret": ["umap-learn>=0.5"],  # UMAP embedding maps (PCA, attention, error maps and attributions need none)
 }
 ALL_EXTRAS = sorted({req for reqs in EXTRAS.values() for req in reqs})

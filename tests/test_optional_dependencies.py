@@ -41,7 +41,7 @@ for name in sys.argv[1].split(","):
 
 import monai_jepa, monai_jepa.losses, monai_jepa.networks, monai_jepa.transforms, monai_jepa.engines
 import monai_jepa.apps.deid, monai_jepa.cli, monai_jepa.data, monai_jepa.evaluation, monai_jepa.handlers
-import monai_jepa.inferers, monai_jepa.interpret, monai_jepa.utils
+import monai_jepa.inferers, monai_jepa.interpret, monai_jepa.privacy, monai_jepa.utils
 
 import numpy as np
 import torch
@@ -76,6 +76,7 @@ cases = {
     "plot_embedding_map": lambda: monai_jepa.interpret.plot_embedding_map(np.zeros((3, 2)), [0, 1, 0], tmp / "e.png"),
     "umap_projection": lambda: monai_jepa.interpret.embedding_projection(np.eye(4), "umap"),
     "save_overlay_png": lambda: monai_jepa.interpret.save_overlay_png(np.zeros((1, 4, 4)), np.zeros((4, 4)), tmp / "o"),
+    "dp_training": lambda: monai_jepa.privacy.DPTraining({"target_epsilon": 1.0}, 10),
     "attach_tensorboard": lambda: monai_jepa.engines.attach_tensorboard(None, tmp / "runs"),
     "progress_bar": lambda: monai_jepa.engines.JEPAProgressBar(tty=True).attach(None),
     "cli": cli_help,
@@ -109,6 +110,7 @@ CASES = {
     "plot_embedding_map": ("matplotlib", "eval"),
     "umap_projection": ("umap-learn", "interpret"),
     "save_overlay_png": ("matplotlib", "eval"),
+    "dp_training": ("opacus", "privacy"),
     "attach_tensorboard": ("tensorboard", "tensorboard"),
     "progress_bar": ("tqdm", "progress"),
     "cli": ("fire", "cli"),

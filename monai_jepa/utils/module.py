@@ -41,6 +41,7 @@ OPTIONAL_PACKAGES: dict[str, tuple[str, str]] = {
     "tqdm": ("tqdm", "progress"),
     "av": ("av", "video"),
     "umap": ("umap-learn", "interpret"),
+    "opacus": ("opacus", "privacy"),
 }
 
 
