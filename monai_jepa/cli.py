@@ -230,7 +230,42 @@ def check(
         raise SystemExit(EXIT_PROBLEM)
 
 
-COMMANDS = {"inspect": inspect, "anonymize": anonymize, "datalist": datalist, "check": check}
+def embedding_map(
+    embeddings: str,
+    out: str | None = None,
+    colour_by: str = "label",
+    colours: str | None = None,
+    method: str = "pca",
+    seed: int = 0,
+) -> None:
+    """Draw a PCA / UMAP map of the embeddings written by a bundle's embed / inference run, coloured by a column.
+
+    Usage: python -m monai_jepa embedding_map outputs/embeddings/embeddings.csv [--colour_by site --colours sites.csv]
+
+    Args:
+        embeddings: the embeddings.csv (id, label, f0, f1, ...).
+        out: the PNG to write (default: embedding_map_<method>.png beside the CSV).
+        colour_by: the column giving the colours: one of the CSV (label) or of --colours (e.g. site, scanner).
+        colours: optional CSV with columns id and the --colour_by column.
+        method: pca, or umap (needs pip install 'monai_jepa[interpret]').
+        seed: UMAP random state.
+    """
+    from monai_jepa.interpret import embedding_map_from_csv
+
+    path = Path(_path(embeddings))
+    target = Path(_path(out)) if out is not None else path.with_name(f"embedding_map_{method}.png")
+    info = embedding_map_from_csv(path, target, str(colour_by), None if colours is None else _path(colours),
+                                  str(method), int(seed))  # fmt: skip
+    print(f"wrote {info['png']} ({info['num_points']} points, {info['method']})")
+
+
+COMMANDS = {
+    "inspect": inspect,
+    "anonymize": anonymize,
+    "datalist": datalist,
+    "check": check,
+    "embedding_map": embedding_map,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,6 +44,7 @@ def _run(capsys, *argv) -> tuple[int, str, str]:
         ("anonymize", ["Usage: python -m monai_jepa anonymize SRC DST", "--salt", "--date_shift_days", "--skip_bad"]),
         ("datalist", ["Usage: python -m monai_jepa datalist DATASET ROOT", "--out", "--list"]),
         ("check", ["Usage: python -m monai_jepa check DATALIST.json", "--skip_bad", "--report"]),
+        ("embedding_map", ["Usage: python -m monai_jepa embedding_map", "--colour_by", "--colours", "umap"]),
     ],
 )
 def test_help_of_each_command(capsys, command, expected):
@@ -55,7 +56,28 @@ def test_help_of_each_command(capsys, command, expected):
 
 def test_top_level_help_lists_commands(capsys):
     code, out, _ = _run(capsys, "--help")
-    assert code == 0 and all(c in out for c in ("inspect", "anonymize", "datalist", "check"))
+    assert code == 0 and all(c in out for c in ("inspect", "anonymize", "datalist", "check", "embedding_map"))
+
+
+def test_embedding_map_from_an_embeddings_csv(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(0)
+    rows = ["id,label," + ",".join(f"f{i}" for i in range(4))]
+    rows += [f"case_{i},{i % 2}," + ",".join(f"{v:.4f}" for v in rng.normal(i % 2, 1, 4)) for i in range(10)]
+    (tmp_path / "embeddings.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "sites.csv").write_text("id,site\n" + "".join(f"case_{i},{'AB'[i < 5]}\n" for i in range(10)))
+    code, out, _ = _run(capsys, "embedding_map", tmp_path / "embeddings.csv")
+    assert code == 0 and "10 points, pca" in out
+    assert (tmp_path / "embedding_map_pca.png").read_bytes()[:4] == b"\x89PNG"
+    code, out, _ = _run(capsys, "embedding_map", tmp_path / "embeddings.csv", "--colour_by", "site", "--colours",
+                        tmp_path / "sites.csv", "--out", tmp_path / "by_site.png")  # fmt: skip
+    assert code == 0 and (tmp_path / "by_site.png").is_file()
+    (tmp_path / "few.csv").write_text("id,site\ncase_0,A\n")
+    code, _, err = _run(capsys, "embedding_map", tmp_path / "embeddings.csv", "--colour_by", "site", "--colours",
+                        tmp_path / "few.csv", "--out", tmp_path / "bad.png")  # fmt: skip
+    assert code == 2 and "few.csv" in err and "9 id(s)" in err and not (tmp_path / "bad.png").exists()
+    code, _, err = _run(capsys, "embedding_map", tmp_path / "embeddings.csv", "--colour_by", "scanner")
+    assert code == 2 and "no column 'scanner'" in err
 
 
 def test_inspect_exit_codes_and_json(capsys, tmp_path):

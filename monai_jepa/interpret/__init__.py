@@ -13,7 +13,7 @@ occlusion) with deletion / insertion curves, embedding maps (PCA / UMAP), PNG ov
 
 from .attention import ViTAttentionMap, attention_rollout, capture_attention
 from .attribution import attribution_map, deletion_insertion, last_conv_layer
-from .embedding_map import embedding_projection, plot_embedding_map
+from .embedding_map import embedding_map_from_csv, embedding_projection, plot_embedding_map
 from .nifti import SaveMapNiftid, SaveMapNiftiD, SaveMapNiftiDict, save_map_nifti
 from .overlay import SaveOverlayPNGd, SaveOverlayPNGD, SaveOverlayPNGDict, overlay_slice, save_overlay_png
 from .predictor_error import PredictorErrorMap, region_tiles
@@ -31,6 +31,7 @@ __all__ = [
     "attribution_map",
     "capture_attention",
     "deletion_insertion",
+    "embedding_map_from_csv",
     "embedding_projection",
     "last_conv_layer",
     "overlay_slice",

@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from monai.utils import look_up_option, optional_import
@@ -21,7 +23,7 @@ from monai.utils import look_up_option, optional_import
 from monai_jepa.utils.fileio import atomic_write
 from monai_jepa.utils.module import require_package
 
-__all__ = ["embedding_projection", "plot_embedding_map"]
+__all__ = ["embedding_map_from_csv", "embedding_projection", "plot_embedding_map"]
 
 Figure, _ = optional_import("matplotlib.figure", name="Figure")
 FigureCanvasAgg, _ = optional_import("matplotlib.backends.backend_agg", name="FigureCanvasAgg")
@@ -114,3 +116,79 @@ def plot_embedding_map(
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png"))
     return str(path)
+
+
+def _read_table(path: str | os.PathLike) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"cannot read the table '{path}': {e}") from e
+
+
+def embedding_map_from_csv(
+    embeddings: str | os.PathLike,
+    out: str | os.PathLike,
+    colour_by: str = "label",
+    colours_file: str | os.PathLike | None = None,
+    method: str = "pca",
+    seed: int = 0,
+) -> dict:
+    """Embedding map of an ``embeddings.csv`` written by :class:`~monai_jepa.handlers.EmbeddingWriter` (the bundles'
+    ``embed`` / ``inference`` runs): ``id``, optional ``label``, features ``f0`` ... ``f{D-1}``.
+
+    Args:
+        embeddings: the CSV file.
+        out: output PNG.
+        colour_by: column giving the colours: a column of ``embeddings`` (e.g. ``"label"``) or, with ``colours_file``,
+            of that file (e.g. ``"site"`` or ``"scanner"``), matched to the embeddings by ``id``.
+        colours_file: optional CSV with an ``id`` column and the ``colour_by`` column.
+        method: ``"pca"`` or ``"umap"``.
+        seed: UMAP random state.
+
+    Returns:
+        ``{"png": out, "num_points": N, **projection info}``.
+
+    Raises:
+        ValueError: a missing column or file, an id without a colour, non-numeric features; each names the file.
+    """
+    rows = _read_table(embeddings)
+    if not rows or "id" not in rows[0] or "f0" not in rows[0]:
+        raise ValueError(f"'{embeddings}' must be an embeddings CSV with 'id' and feature columns 'f0', 'f1', ...")
+    names = [k for k in rows[0] if k.startswith("f") and k[1:].isdigit()]
+    try:
+        features = np.array([[float(r[k]) for k in names] for r in rows])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"'{embeddings}' holds a non-numeric feature value: {e}") from e
+    if colours_file is None:
+        if colour_by not in rows[0]:
+            raise ValueError(
+                f"'{embeddings}' has no column '{colour_by}' (columns: {', '.join(list(rows[0])[:4])}...)."
+            )
+        colours = [r[colour_by] for r in rows]
+    else:
+        table = _read_table(colours_file)
+        if not table or "id" not in table[0] or colour_by not in table[0]:
+            raise ValueError(f"'{colours_file}' must have the columns 'id' and '{colour_by}'.")
+        lookup = {r["id"]: r[colour_by] for r in table}
+        missing = [r["id"] for r in rows if r["id"] not in lookup]
+        if missing:
+            raise ValueError(f"'{colours_file}' gives no '{colour_by}' for {len(missing)} id(s), e.g. '{missing[0]}'.")
+        colours = [lookup[r["id"]] for r in rows]
+    continuous = all(_is_number(c) for c in colours) and len(set(colours)) > 20
+    coords, info = embedding_projection(features, method, seed=seed)
+    axes = ("component 1", "component 2")
+    if method == "pca":
+        axes = tuple(f"PC{i + 1} ({100 * v:.0f}%)" for i, v in enumerate(info["explained_variance_ratio"]))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    title = f"{Path(embeddings).name}: {method.upper()}, {len(rows)} points"
+    plot_embedding_map(coords, [float(c) for c in colours] if continuous else colours, out, title, colour_by, axes)
+    return {"png": str(out), "num_points": len(rows), **info}
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
