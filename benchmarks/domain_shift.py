@@ -74,6 +74,7 @@ def cmd_hippocampus(args) -> None:
                "harmonization": args.harmonization, "labels": args.labels, "ft_steps": args.ft_steps,
                "batch_size": args.batch_size, "lr": args.lr, "amp": args.amp, "strengths": args.strengths,
                "shifts": args.shifts, "records": []}  # fmt: skip
+    start = provenance()  # the commit the run started from (the tree may move on while it runs)
     for seed in args.seeds:
         torch.manual_seed(seed)
         net = build_unet() if not args.init else load_pretrained_encoder(args.init, build_unet(), prefix=args.prefix)
@@ -91,7 +92,7 @@ def cmd_hippocampus(args) -> None:
                      final_loss=fit["final_loss"], curve_seconds=time.perf_counter() - t1)  # fmt: skip
         payload["records"] += records
         payload["seconds"] = time.perf_counter() - t0
-        payload["provenance"] = provenance()
+        payload["provenance"] = dict(start, finished=provenance()["date"])
         OUT.mkdir(parents=True, exist_ok=True)
         atomic_write_text(OUT / f"hippocampus_{args.tag}.json", json.dumps(json_safe(payload), indent=4) + "\n")
         print(f"{args.method} seed {seed}: stress curve in {time.perf_counter() - t1:.0f} s")
