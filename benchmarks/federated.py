@@ -48,7 +48,6 @@ CKPT = ROOT / "outputs" / "federated"
 DATALIST = CKPT / "hippocampus_datalist.json"
 CONFIGS = [str(ROOT / "bundles" / "brats_vjepa" / "configs" / "train.json"),
            str(ROOT / "bundles" / "brats_vjepa" / "configs" / "federated" / "client.json")]  # fmt: skip
-METRICS = ("pred", "sigreg", "loss", "sigreg_pooled", "effective_rank", "embedding_std")
 
 
 def hippocampus_overrides(args) -> dict:
@@ -236,27 +235,27 @@ def cmd_report(args) -> None:
         "whole 48 x 64 x 48 volumes, batch 4 per optimiser step, AdamW 1e-3, warmup-cosine). Held-out metrics: "
         "the 60 held-out volumes, fixed masks (`monai_jepa.fl.masked_latent_metrics`).",
         "",
-        "| run | sites | site split | rounds x local steps | total steps | wall s | pred | SIGReg | "
-        "SIGReg pooled | eff. rank pooled | std pooled |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | sites | site split | rounds x local steps (batch) | total steps | wall s | pred | SIGReg | "
+        "SIGReg pooled | eff. rank pooled | std pooled | eff. rank tokens |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     initial = None
     for r in runs:
         h = r["held_out"]
-        schedule = (
-            f"{r['num_rounds']} x {r['local_steps']}" if r["mode"] == "federated" else "1 x " + str(r["total_steps"])
-        )
+        schedule = f"{r['num_rounds']} x {r['local_steps']}" if r["mode"] == "federated" else f"1 x {r['total_steps']}"
+        schedule += f" (batch {r['batch_size']})"
         lines.append(
             f"| {r['tag']} | {r['num_sites']} | {r.get('site_split', '') or ''} | {schedule} | "
             f"{r['total_steps']} | {r['seconds']:.0f} | {h['pred']:.4f} | {h['sigreg']:.2f} | "
-            f"{h['sigreg_pooled']:.2f} | {h['effective_rank']:.2f} | {h['embedding_std']:.4f} |"
+            f"{h['sigreg_pooled']:.2f} | {h['effective_rank']:.2f} | {h['embedding_std']:.4f} | "
+            f"{h.get('effective_rank_tokens', float('nan')):.1f} |"
         )
-        initial = initial or r["held_out_initial"]
+        initial = initial or (r["held_out_initial"] if "effective_rank_tokens" in r["held_out_initial"] else None)
     if initial is not None:
         lines.append(
             f"| initial model (seed 0) | | | | 0 | | {initial['pred']:.4f} | {initial['sigreg']:.2f} | "
             f"{initial['sigreg_pooled']:.2f} | {initial['effective_rank']:.2f} | "
-            f"{initial['embedding_std']:.4f} |"
+            f"{initial['embedding_std']:.4f} | {initial.get('effective_rank_tokens', float('nan')):.1f} |"
         )
     for r in runs:
         if r["mode"] != "federated":
