@@ -396,8 +396,8 @@ def plot_shift_curves(
     by: Sequence[str] = ("method",),
     title: str = "Scanner-shift stress curve",
 ) -> Path:
-    """Plot Dice against shift strength, one panel per shift type and one line per group (mean ± std over the group's
-    records as error bars); saved as PNG atomically (Agg canvas, no global matplotlib state changed).
+    """Plot Dice against shift strength, one panel per shift type (one shared Dice axis) and one line per group (mean ±
+    std over the group's records as error bars); saved as PNG atomically (Agg canvas, no global matplotlib state changed).
 
     Returns:
         the path written.
@@ -409,7 +409,8 @@ def plot_shift_curves(
     shifts = list(dict.fromkeys(r["shift"] for r in records))
     fig = Figure(figsize=(3.2 * len(shifts) + 1.5, 3.4), dpi=120)
     FigureCanvasAgg(fig)
-    axes = [fig.add_subplot(1, len(shifts), i + 1) for i in range(len(shifts))]
+    axes = [fig.add_subplot(1, len(shifts), 1)]
+    axes += [fig.add_subplot(1, len(shifts), i + 1, sharey=axes[0]) for i in range(1, len(shifts))]  # one Dice scale
     for ax, kind in zip(axes, shifts):
         for key, cells in groups.items():
             xs = sorted(s for (k, s) in cells if k == kind)
