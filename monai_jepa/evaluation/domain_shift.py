@@ -397,7 +397,8 @@ def plot_shift_curves(
     title: str = "Scanner-shift stress curve",
 ) -> Path:
     """Plot Dice against shift strength, one panel per shift type (one shared Dice axis) and one line per group (mean ±
-    std over the group's records as error bars); saved as PNG atomically (Agg canvas, no global matplotlib state changed).
+    std over the group's records as error bars); saved as PNG atomically (Agg canvas, no global matplotlib state
+    changed).
 
     Returns:
         the path written.
