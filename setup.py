@@ -19,11 +19,12 @@ EXTRAS = {
     "video": ["av>=12"],  # AVI / MP4 clips (PyAV, FFmpeg)
     "privacy": ["opacus>=1.5"],  # DP-SGD probes and fine-tuning
     "interpret": ["umap-learn>=0.5"],  # UMAP embedding maps (PCA, attention, error maps and attributions need none)
+    "federated": ["flwr[simulation]>=1.21"],  # FedAvg simulation of monai_jepa.fl (Flower + Ray)
 }
 ALL_EXTRAS = sorted({req for reqs in EXTRAS.values() for req in reqs})
-# the test extra leaves out what only one optional code path needs and is slow to install or import (numba for UMAP);
-# its tests skip without it
-TEST_EXTRAS = sorted(set(ALL_EXTRAS) - set(EXTRAS["interpret"]))
+# the test extra leaves out what only one optional code path needs and is heavy to install or import (numba for UMAP;
+# Ray for the Flower simulation, which also pins protobuf); their tests skip without them
+TEST_EXTRAS = sorted(set(ALL_EXTRAS) - set(EXTRAS["interpret"]) - set(EXTRAS["federated"]))
 
 setup(
     name="monai_jepa",
