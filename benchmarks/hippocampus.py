@@ -245,7 +245,8 @@ def cmd_report_cnn(args) -> None:
     lines = ["# MSD Task04 Hippocampus: MONAI UNet pretrained by masked latent prediction (and peers)", "",
              "Mean test Dice over anterior and posterior hippocampus, 60 test volumes; mean +- std over fine-tuning "
              "seeds (seeds in brackets). Same UNet, same fine-tuning budget for every row (see the budget table).", "",
-             "| method | " + " | ".join(f"{n} labels" for n in counts) + " |", "|---|" + "---:|" * len(counts)]  # fmt: skip
+             "| method | " + " | ".join(f"{n} labels" for n in counts) + " |",
+             "|---|" + "---:|" * len(counts)]  # fmt: skip
     for m in methods:
         cells = []
         for n in counts:

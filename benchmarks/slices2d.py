@@ -219,7 +219,8 @@ def report() -> str:
             diff = pre - rnd
             cells.append(
                 f"{pre.mean():.3f} +- {pre.std(ddof=1) if len(runs) > 1 else 0:.3f} / {rnd.mean():.3f} +- "
-                f"{rnd.std(ddof=1) if len(runs) > 1 else 0:.3f} ({diff.mean():+.3f}, {diff.min():+.3f}..{diff.max():+.3f})"
+                f"{rnd.std(ddof=1) if len(runs) > 1 else 0:.3f} "
+                f"({diff.mean():+.3f}, {diff.min():+.3f}..{diff.max():+.3f})"
             )
         rows.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     text = "\n".join(rows)
