@@ -55,8 +55,9 @@ def test_predictor_error_maps_on_the_input_grid(tmp_path):
     test_items = datalist["test"]
     assert test_items
     for item in test_items:
-        nifti = out / "interpret" / f"{item['id']}_predictor_error.nii.gz"
-        assert (out / "interpret" / f"{item['id']}_predictor_error.png").read_bytes()[:4] == b"\x89PNG"
+        name = item.get("id") or item["case_id"]  # the datalist's case id names the outputs
+        nifti = out / "interpret" / f"{name}_predictor_error.nii.gz"
+        assert (out / "interpret" / f"{name}_predictor_error.png").read_bytes()[:4] == b"\x89PNG"
         source = nib.load(Path(datalist["root"]) / item["image"][0])
         error = nib.load(nifti)
         # the map lies on the scan's own grid: same shape and voxel-to-world matrix, so viewers overlay it directly
@@ -71,7 +72,8 @@ def test_attention_map_choice_with_the_vit_overlay(tmp_path):
     from monai_jepa.interpret import PredictorErrorMap, ViTAttentionMap
 
     tiny = {"demo_num_cases": 3, "demo_size": [32, 32, 32], "roi_size": [16, 16, 16], "num_layers": 1,
-            "hidden_size": 24, "predictor_dim": 24, "predictor_depth": 1, "output_dir": str(tmp_path)}  # fmt: skip
+            "hidden_size": 24, "predictor_dim": 24, "predictor_depth": 1, "interpret_region_size": 1,
+            "output_dir": str(tmp_path)}  # fmt: skip
     for method, kind in (("attention", ViTAttentionMap), ("predictor_error", PredictorErrorMap)):
         wf = ConfigWorkflow(config_file=[TRAIN, INTERPRET, VIT], workflow_type=None, logging_file=False,
                             interpret_method=method, **tiny)  # fmt: skip
