@@ -119,7 +119,11 @@ class PredictorErrorMap(nn.Module):
                 f"region_size {self.region_size} covers the whole token grid {self.grid_size}: nothing is left as "
                 "context; use a smaller region_size."
             )
+        # the regions, their contexts and how many regions cover each token depend on the grid only: fixed here
         self.register_buffer("tiles", tiles, persistent=False)
+        self.register_buffer("contexts", self._contexts(tiles), persistent=False)
+        coverage = torch.zeros(math.prod(self.grid_size)).index_add_(0, tiles.reshape(-1), torch.ones(tiles.numel()))
+        self.register_buffer("coverage", coverage, persistent=False)
         self.error = look_up_option(error, SUPPORTED_ERRORS)
         self.normalize_targets = normalize_targets
         if regions_per_batch < 1:
@@ -151,10 +155,8 @@ class PredictorErrorMap(nn.Module):
             )
         if self.normalize_targets:
             tokens = F.layer_norm(tokens, tokens.shape[-1:])
-        tiles = self.tiles.to(x.device)
-        contexts = self._contexts(tiles)
+        tiles, contexts = self.tiles.to(x.device), self.contexts.to(x.device)
         total = torch.zeros(x.shape[0], tokens.shape[1], device=x.device)
-        count = torch.zeros(tokens.shape[1], device=x.device)
         for b in range(x.shape[0]):
             for start in range(0, tiles.shape[0], self.regions_per_batch):
                 tgt, ctx = (
@@ -166,9 +168,7 @@ class PredictorErrorMap(nn.Module):
                 pred = predictor(context_tokens, ctx, tgt).float()
                 err = self._error(pred, tokens[b][tgt])
                 total[b].index_add_(0, tgt.reshape(-1), err.reshape(-1))
-                if b == 0:
-                    count.index_add_(0, tgt.reshape(-1), torch.ones(tgt.numel(), device=x.device))
-        return (total / count.clamp_min(1.0)).reshape(x.shape[0], *self.grid_size)
+        return (total / self.coverage.to(x.device)).reshape(x.shape[0], *self.grid_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """
