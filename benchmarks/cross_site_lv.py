@@ -258,5 +258,35 @@ def run(
         atomic_write_text(RESULTS / f"seed_{seed}.json", json.dumps(result, indent=4) + "\n")
 
 
+def report() -> str:
+    """``results.md`` and ``dice.png`` from the ``seed_<s>.json`` files (site-B labels counted in patients)."""
+    from monai_jepa.evaluation import format_cross_site_report, plot_cross_site
+
+    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("seed_*.json"))]
+    if not runs:
+        raise FileNotFoundError(f"no seed_<s>.json under '{RESULTS}': run `python -m benchmarks.cross_site_lv run`.")
+    records = [r for run_ in runs for r in run_["records"]]
+    title = "ACDC -> Sunnybrook LV cavity (2D UNet)"
+    table = format_cross_site_report(records, reference="scratch", count_key="site_b_patients", title=title)
+    plot_cross_site(records, RESULTS / "dice.png", count_key="site_b_patients", title=title)
+    first = runs[0]
+    pre = {k: [r["pretraining"][k]["steps"] for r in runs] for k in first["pretraining"]}
+    lines = [
+        table,
+        f"Seeds {[r['seed'] for r in runs]}; {first['machine']['cpu']}, torch {first['machine']['torch']}; "
+        f"commits {sorted({r['commit'] for r in runs})}; dates {[r['date'][:10] for r in runs]}.",
+        f"Frames (seed {first['seed']}): {first['num_frames']}. Settings: {first['settings']}. Pretraining steps "
+        f"per seed: {pre}. Seconds: pretraining "
+        + ", ".join(f"{k} {np.mean([r['pretraining'][k]['seconds'] for r in runs]):.0f}" for k in pre)
+        + f"; sweep {np.mean([r['sweep_seconds'] for r in runs]):.0f} (means over seeds).",
+        "",
+        "Commands: `" + "`, `".join(sorted({r["command"] for r in runs})) + "`, then "
+        "`python -m benchmarks.cross_site_lv report`.",
+    ]
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(RESULTS / "results.md", text)
+    return text
+
+
 if __name__ == "__main__":
-    fire.Fire({"run": run})
+    fire.Fire({"run": run, "report": report})

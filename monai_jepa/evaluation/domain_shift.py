@@ -19,6 +19,8 @@
   images enters as one more network factory.
 * :func:`format_shift_report`, :func:`plot_shift_curves`, :func:`write_shift_report`: a Markdown table (mean ± std
   over seeds) and a PNG plot of the curves.
+* :func:`format_cross_site_report`, :func:`plot_cross_site`: the same for :func:`cross_site_sweep` records (site-B
+  Dice against the number of site-B labels, one row / line per method, differences paired by seed).
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ __all__ = [
     "SHIFT_TYPES",
     "apply_shift",
     "cross_site_sweep",
+    "format_cross_site_report",
     "format_shift_report",
+    "plot_cross_site",
     "plot_shift_curves",
     "scanner_shift_curve",
     "shift_parameter",
@@ -452,3 +456,105 @@ def write_shift_report(
     atomic_write_text(paths["report"], format_shift_report(slim, by, title))
     paths["plot"] = plot_shift_curves(slim, out / "shift_curves.png", by, title)
     return paths
+
+
+def _cross_site_cells(records: Sequence[Mapping[str, Any]], count_key: str) -> dict[str, dict[int, dict[int, dict]]]:
+    """``{method: {count: {seed: record}}}``; a repeated (method, count, seed) is an error."""
+    cells: dict[str, dict[int, dict[int, dict]]] = {}
+    for r in records:
+        per_seed = cells.setdefault(str(r["method"]), {}).setdefault(int(r[count_key]), {})
+        if int(r["seed"]) in per_seed:
+            raise ValueError(f"two records for method {r['method']!r}, {count_key}={r[count_key]}, seed {r['seed']}.")
+        per_seed[int(r["seed"])] = dict(r)
+    return cells
+
+
+def format_cross_site_report(
+    records: Sequence[Mapping[str, Any]],
+    reference: str | None = None,
+    count_key: str = "site_b_labels",
+    title: str = "Cross-site validation",
+) -> str:
+    """A Markdown report of :func:`cross_site_sweep` records pooled over seeds.
+
+    Table 1: site-B Dice per method (rows) and number of site-B labels (columns), mean ± std over seeds (their
+    number in brackets), and the site-A Dice after site-A training (0 site-B labels) when recorded. Table 2 (when
+    ``reference`` is given): each method minus ``reference``, paired by seed, mean and (min..max) over seeds.
+
+    Args:
+        records: sweep records with ``method``, ``seed``, ``dice``, ``count_key`` and optionally ``site_a``.
+        reference: the method the others are compared with (e.g. ``"scratch"``).
+        count_key: record key of the site-B label count (e.g. ``"site_b_patients"`` when counted in patients).
+        title: heading.
+
+    Returns:
+        the Markdown text.
+    """
+    if not records:
+        raise ValueError("no records to report.")
+    cells = _cross_site_cells(records, count_key)
+    if reference is not None and reference not in cells:
+        raise ValueError(f"reference method {reference!r} is not among the records' methods {sorted(cells)}.")
+    counts = sorted({n for per in cells.values() for n in per})
+
+    def fmt(values: Sequence[float]) -> str:
+        m, sd = _mean_std(values)
+        return f"{m:.3f}" + ("" if math.isnan(sd) else f" ± {sd:.3f}") + f" ({len(values)})"
+
+    head = "| method | " + " | ".join(str(n) for n in counts) + " |"
+    lines = [f"# {title}", "", f"Site-B Dice by number of site-B labels ({count_key}); mean ± std over seeds, their "
+             "number in brackets. The last column is the site-A test Dice after site-A training.", "",
+             head + " site A |", "|---|" + "---:|" * (len(counts) + 1)]  # fmt: skip
+    for method, per in cells.items():
+        row = [fmt([r["dice"] for r in per[n].values()]) if n in per else "" for n in counts]
+        on_a = [r["site_a"]["dice"] for r in per.get(min(per), {}).values() if r.get("site_a")]
+        lines.append(f"| {method} | " + " | ".join(row) + f" | {fmt(on_a) if on_a else ''} |")
+    if reference is not None:
+        lines += ["", f"Difference to {reference}, paired by seed: mean (min..max).", "", head,
+                  "|---|" + "---:|" * len(counts)]  # fmt: skip
+        for method, per in cells.items():
+            if method == reference:
+                continue
+            row = []
+            for n in counts:
+                seeds = sorted(set(per.get(n, {})) & set(cells[reference].get(n, {})))
+                d = np.array([per[n][s]["dice"] - cells[reference][n][s]["dice"] for s in seeds])
+                row.append(f"{d.mean():+.3f} ({d.min():+.3f}..{d.max():+.3f})" if d.size else "")
+            lines.append(f"| {method} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_cross_site(
+    records: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike,
+    count_key: str = "site_b_labels",
+    title: str = "Cross-site validation",
+) -> Path:
+    """Plot site-B Dice against the number of site-B labels, one line per method (mean ± std over seeds); saved as
+    PNG atomically (Agg canvas, no global matplotlib state changed).
+
+    Returns:
+        the path written.
+    """
+    require_package("matplotlib", "monai_jepa.evaluation.plot_cross_site", "plots")
+    if not records:
+        raise ValueError("no records to plot.")
+    cells = _cross_site_cells(records, count_key)
+    fig = Figure(figsize=(5.5, 3.6), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for method, per in cells.items():
+        xs = sorted(per)
+        stats = [_mean_std([r["dice"] for r in per[n].values()]) for n in xs]
+        err = [0.0 if math.isnan(sd) else sd for _, sd in stats]
+        ax.errorbar(xs, [m for m, _ in stats], yerr=err, marker="o", markersize=3, capsize=2, label=method)
+    ax.set_xticks(sorted({n for per in cells.values() for n in per}))
+    ax.set_xlabel(count_key.replace("_", " "))
+    ax.set_ylabel("Dice on site B")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    return path

@@ -24,7 +24,9 @@ from monai_jepa.evaluation import (
     apply_shift,
     cross_site_sweep,
     evaluate_segmentation,
+    format_cross_site_report,
     format_shift_report,
+    plot_cross_site,
     scanner_shift_curve,
     shift_parameter,
     write_shift_report,
@@ -210,3 +212,33 @@ def test_report_table_plot_and_json(tmp_path):
     assert np.isclose(payload["records"][-1]["dice"], 0.51)
     with pytest.raises(ValueError, match="no records"):
         format_shift_report([])
+
+
+def _cross_site_records():
+    records = []
+    for method, gain in (("scratch", 0.0), ("pretrained", 0.05)):
+        for seed in (0, 1, 2):
+            for n in (0, 1, 2):
+                records.append({"method": method, "seed": seed, "site_b_patients": n,
+                                "dice": 0.5 + 0.1 * n + gain * (seed + 1),
+                                "site_a": {"dice": 0.9} if n == 0 else None})  # fmt: skip
+    return records
+
+
+def test_cross_site_report_table_paired_differences_and_plot(tmp_path):
+    records = _cross_site_records()
+    md = format_cross_site_report(records, reference="scratch", count_key="site_b_patients", title="X")
+    assert md.startswith("# X")
+    assert "| scratch | 0.500 ± 0.000 (3) | 0.600 ± 0.000 (3) | 0.700 ± 0.000 (3) | 0.900 ± 0.000 (3) |" in md
+    assert "| pretrained | 0.600 ± 0.050 (3) |" in md
+    # paired by seed: +0.05, +0.10, +0.15
+    assert "| pretrained | +0.100 (+0.050..+0.150) | +0.100 (+0.050..+0.150) | +0.100 (+0.050..+0.150) |" in md
+    with pytest.raises(ValueError, match="reference method 'none'"):
+        format_cross_site_report(records, reference="none", count_key="site_b_patients")
+    with pytest.raises(ValueError, match="two records for method 'scratch'"):
+        format_cross_site_report(records + records[:1], count_key="site_b_patients")
+    with pytest.raises(ValueError, match="no records"):
+        format_cross_site_report([])
+    pytest.importorskip("matplotlib")
+    path = plot_cross_site(records, tmp_path / "x.png", count_key="site_b_patients")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
