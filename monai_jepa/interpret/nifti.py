@@ -25,7 +25,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform
 from monai.utils import optional_import
 
-from monai_jepa.utils.fileio import atomic_write_bytes
+from monai_jepa.utils.fileio import atomic_write_bytes, output_name
 from monai_jepa.utils.module import require_package
 
 __all__ = ["SaveMapNiftid", "SaveMapNiftiD", "SaveMapNiftiDict", "save_map_nifti"]
@@ -95,9 +95,7 @@ class SaveMapNiftid(MapTransform):
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        name = d.get(self.name_key)
-        if not name:
-            raise KeyError(f"SaveMapNiftid needs an output name in the item's '{self.name_key}' key (e.g. a case id).")
+        name = output_name(d, self.name_key, type(self).__name__)
         for key in self.key_iterator(d):
             save_map_nifti(d[key], self.output_dir / f"{name}{self.output_postfix}.nii.gz")
         return d

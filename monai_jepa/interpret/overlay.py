@@ -23,7 +23,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform
 from monai.utils import optional_import
 
-from monai_jepa.utils.fileio import atomic_write
+from monai_jepa.utils.fileio import atomic_write, output_name
 from monai_jepa.utils.module import require_package
 
 __all__ = ["SaveOverlayPNGd", "SaveOverlayPNGD", "SaveOverlayPNGDict", "overlay_slice", "save_overlay_png"]
@@ -112,8 +112,9 @@ def save_overlay_png(
 class SaveOverlayPNGd(MapTransform):
     """Dictionary transform writing :func:`save_overlay_png` of each key (a map) over ``image_key``.
 
-    The file is ``<output_dir>/<name><output_postfix>.png`` with ``name`` from the item's ``name_key`` (e.g. a case
-    id), else the stem of the image's ``filename_or_obj`` metadata, else ``item``. The data are returned unchanged.
+    The file is ``<output_dir>/<name><output_postfix>.png`` with ``name`` from the item's ``name_key`` (the
+    pseudonymous case id of the datalist), so no source file or folder name (which may hold patient data) is reused;
+    an item without it is refused. The data are returned unchanged.
 
     Args:
         keys: keys of the maps (``(1, *spatial)``), e.g. ``"pred"`` in a MONAI evaluator's postprocessing.
@@ -142,22 +143,10 @@ class SaveOverlayPNGd(MapTransform):
         self.image_key, self.output_postfix, self.name_key = image_key, output_postfix, name_key
         self.axis, self.alpha = axis, alpha
 
-    def _name(self, d: Mapping[Hashable, Any]) -> str:
-        if d.get(self.name_key):
-            return str(d[self.name_key])
-        meta = getattr(d.get(self.image_key), "meta", {}) or {}
-        source = meta.get("filename_or_obj")
-        if isinstance(source, (list, tuple)):
-            source = source[0] if source else None
-        if source:
-            name = Path(str(source)).name
-            return name.split(".")[0] or "item"
-        return "item"
-
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
+        name = output_name(d, self.name_key, type(self).__name__)
         for key in self.key_iterator(d):
-            name = self._name(d)
             path = self.output_dir / f"{name}{self.output_postfix}.png"
             save_overlay_png(d[self.image_key], d[key], path, axis=self.axis, alpha=self.alpha, title=f"{name}: {key}")
         return d

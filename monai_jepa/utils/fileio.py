@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "atomic_write_text",
     "fsync_dir",
     "load_checkpoint_file",
+    "output_name",
 ]
 
 
@@ -45,6 +46,27 @@ def fsync_dir(folder: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def output_name(item: Mapping[Any, Any], name_key: str, writer: str) -> str:
+    """The output file name of a per-case writer: the item's ``name_key`` (the pseudonymous case id of a datalist).
+
+    Source file and folder names are never used instead: they may hold patient names, IDs or dates.
+
+    Raises:
+        KeyError: when the item has no non-empty ``name_key``.
+        ValueError: when the name is not a plain file name (path separators, ``.`` / ``..``, NUL).
+    """
+    name = item.get(name_key)
+    if name is None or not str(name).strip():
+        raise KeyError(
+            f"{writer} needs an output name in the item's '{name_key}' key (the case id of the datalist); source file "
+            "names are not reused, they may hold patient data."
+        )
+    name = str(name)
+    if name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise ValueError(f"{writer}: the output name {name!r} in '{name_key}' must be a plain file name.")
+    return name
 
 
 def atomic_write(

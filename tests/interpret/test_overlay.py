@@ -36,7 +36,13 @@ def test_png_writers(tmp_path):
     path = save_overlay_png(torch.rand(1, 8, 8, 4), torch.rand(1, 8, 8, 4), tmp_path / "sub" / "a.png", title="t")
     assert open(path, "rb").read(4) == b"\x89PNG"
     image = MetaTensor(torch.rand(1, 8, 8), meta={"filename_or_obj": "/data/case_07.nii.gz"})
-    out = SaveOverlayPNGd("pred", tmp_path, name_key="id")({"image": image, "pred": torch.rand(1, 8, 8)})
+    # the source file name may hold patient data: without a case id the writer refuses, it never falls back to it
+    with pytest.raises(KeyError, match="'id' key"):
+        SaveOverlayPNGd("pred", tmp_path, name_key="id")({"image": image, "pred": torch.rand(1, 8, 8)})
+    with pytest.raises(ValueError, match="plain file name"):
+        SaveOverlayPNGd("pred", tmp_path)({"image": image, "pred": torch.rand(1, 8, 8), "id": "../up"})
+    assert list(tmp_path.glob("*.png")) == [] and not (tmp_path.parent / "up_overlay.png").exists()
+    out = SaveOverlayPNGd("pred", tmp_path)({"image": image, "pred": torch.rand(1, 8, 8), "id": "case_07"})
     assert (tmp_path / "case_07_overlay.png").is_file() and "pred" in out
     SaveOverlayPNGd("pred", tmp_path, output_postfix="_err")({"image": image, "pred": torch.rand(1, 8, 8), "id": "p1"})
     assert (tmp_path / "p1_err.png").is_file()

@@ -19,6 +19,7 @@ import torch
 
 from monai_jepa.engines import atomic_torch_save as engines_atomic_torch_save
 from monai_jepa.utils import atomic_torch_save, atomic_write, atomic_write_bytes, atomic_write_text
+from monai_jepa.utils.fileio import output_name
 
 
 def test_failing_write_keeps_previous_file_and_leaves_no_temp_file(tmp_path):
@@ -97,3 +98,17 @@ def test_load_checkpoint_file_names_the_file_and_the_reason(tmp_path):
     with pytest.raises(CheckpointReadError, match=r"'.*cut.pt' could not be read .*\(40 bytes: .*\): \w+"):
         load_checkpoint_file(tmp_path / "cut.pt")
     assert issubclass(CheckpointReadError, RuntimeError) and issubclass(CheckpointReadError, ValueError)
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "a\\b", ".", "..", "a\0b"])
+def test_output_name_refuses_paths(name):
+    with pytest.raises(ValueError, match="plain file name"):
+        output_name({"id": name}, "id", "Writer")
+
+
+def test_output_name_requires_the_case_id():
+    assert output_name({"id": "case_01", "image": "/data/Doe^John.nii.gz"}, "id", "Writer") == "case_01"
+    assert output_name({"case": 7}, "case", "Writer") == "7"
+    for item in ({}, {"id": ""}, {"id": "  "}, {"id": None}):
+        with pytest.raises(KeyError, match="Writer needs an output name in the item's 'id' key"):
+            output_name(item, "id", "Writer")
