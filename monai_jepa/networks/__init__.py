@@ -11,7 +11,7 @@
 """Encoders (ViT 2D/3D/2D+t, ResNet), projector and the LeJEPA model."""
 
 from monai_jepa.networks.convnet import CONV_ENCODER_ARCHS, ConvEncoder
-from monai_jepa.networks.model import SUPPORTED_ENCODERS, LeJEPAModel, build_lejepa_model
+from monai_jepa.networks.model import SUPPORTED_ENCODERS, LeJEPAModel, PooledEncoder, build_lejepa_model
 from monai_jepa.networks.probe_head import ProbeHead
 from monai_jepa.networks.projector import Projector
 from monai_jepa.networks.vit import JEPA_VIT_PRESETS, JEPAViT, vit_base, vit_small, vit_tiny
@@ -22,6 +22,7 @@ __all__ = [
     "JEPA_VIT_PRESETS",
     "JEPAViT",
     "LeJEPAModel",
+    "PooledEncoder",
     "ProbeHead",
     "Projector",
     "SUPPORTED_ENCODERS",

@@ -23,7 +23,7 @@ from monai_jepa.networks.convnet import CONV_ENCODER_ARCHS, ConvEncoder
 from monai_jepa.networks.projector import Projector
 from monai_jepa.networks.vit import JEPA_VIT_PRESETS, vit_base, vit_small, vit_tiny
 
-__all__ = ["LeJEPAModel", "build_lejepa_model", "SUPPORTED_ENCODERS"]
+__all__ = ["LeJEPAModel", "PooledEncoder", "build_lejepa_model", "SUPPORTED_ENCODERS"]
 
 _VIT_FACTORIES = {"vit_tiny": vit_tiny, "vit_small": vit_small, "vit_base": vit_base}
 SUPPORTED_ENCODERS = (*CONV_ENCODER_ARCHS, *JEPA_VIT_PRESETS)
@@ -78,6 +78,44 @@ class LeJEPAModel(nn.Module):
             projections of shape ``(B, out_dim)``.
         """
         return self.projector(self.embed(x))
+
+
+class PooledEncoder(nn.Module):
+    """
+    The embedding network of a trained model: ``forward`` returns the pooled features ``(B, embed_dim)`` of an
+    encoder whose forward returns ``(tokens, pooled)``.
+
+    Its weights are the ``encoder.*`` entries of a :py:class:`LeJEPAModel` / ``MaskedLatentModel`` state dict (the
+    projector or predictor left out), so it is the network to release and export (TorchScript) for feature
+    extraction, at the size of the encoder alone.
+
+    Args:
+        encoder: a module with ``forward(x) -> (tokens, pooled)`` and an integer ``embed_dim`` attribute.
+
+    Example::
+
+        >>> model = build_lejepa_model("resnet18", spatial_dims=2, in_channels=1)
+        >>> net = PooledEncoder(model.encoder)  # net.state_dict() keys: "encoder.*"
+        >>> net(torch.randn(2, 1, 64, 64)).shape  # (2, 512)
+    """
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        embed_dim = getattr(encoder, "embed_dim", None)
+        if not isinstance(embed_dim, int):
+            raise ValueError(f"encoder must have an integer `embed_dim` attribute, got {embed_dim!r}.")
+        self.encoder = encoder
+        self.embed_dim = embed_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            x: input of shape ``(B, C, *spatial)``.
+
+        Returns:
+            pooled encoder features of shape ``(B, embed_dim)``.
+        """
+        return self.encoder(x)[1]
 
 
 def build_lejepa_model(

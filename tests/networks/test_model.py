@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from monai_jepa.networks import ConvEncoder, JEPAViT, LeJEPAModel, Projector, build_lejepa_model
+from monai_jepa.networks import ConvEncoder, JEPAViT, LeJEPAModel, PooledEncoder, Projector, build_lejepa_model
 
 
 def test_forward_returns_projection_tensor_and_embed_pooled_features():
@@ -84,3 +84,22 @@ def test_build_lejepa_model_errors():
         build_lejepa_model("resnet18", patch_size=16)
     with pytest.raises(ValueError, match="vit_huge"):
         build_lejepa_model("vit_huge")
+
+
+def test_pooled_encoder_is_the_embedding_network_of_a_trained_model(tmp_path):
+    torch.manual_seed(0)
+    model = build_lejepa_model("resnet10", spatial_dims=2, in_channels=1).eval()
+    net = PooledEncoder(build_lejepa_model("resnet10", spatial_dims=2, in_channels=1).encoder).eval()
+    # the encoder.* entries of the full model are the pooled encoder's whole state dict
+    encoder_only = {k: v for k, v in model.state_dict().items() if k.startswith("encoder.")}
+    assert set(net.state_dict()) == set(encoder_only) and any(k.startswith("projector.") for k in model.state_dict())
+    net.load_state_dict(encoder_only, strict=True)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), model.embed(x))
+    assert net(x).shape == (2, 512) and net.embed_dim == 512
+    scripted = torch.jit.script(net)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), net(x))
+    with pytest.raises(ValueError, match="embed_dim"):
+        PooledEncoder(nn.Linear(2, 2))
