@@ -259,12 +259,46 @@ def embedding_map(
     print(f"wrote {info['png']} ({info['num_points']} points, {info['method']})")
 
 
+def release_weights(
+    checkpoint: str,
+    bundle: str,
+    drop_prefixes: str = "",
+    dtype: str = "float16",
+    max_mb: float = 25.0,
+    url: str = "",
+    data: str = "",
+    command: str = "",
+    budget: str = "",
+) -> None:
+    """Write a bundle's models/model.pt from a training checkpoint, with large_files.yml and its SHA-256 in metadata.
+
+    Usage: python -m monai_jepa release_weights outputs/models/model.pt bundles/cxr_lejepa --drop_prefixes projector.
+
+    Args:
+        checkpoint: the training checkpoint (read with weights_only=True).
+        bundle: the bundle folder.
+        drop_prefixes: comma-separated entry-name prefixes left out (training-only parts, e.g. projector.).
+        dtype: float16, bfloat16 or float32 for the floating-point tensors.
+        max_mb: refuse (write nothing) when the file would be larger.
+        url: download address written in large_files.yml (empty while the file is kept in the bundle).
+        data, command, budget: what produced the checkpoint, recorded in metadata.json.
+    """
+    from monai_jepa.utils.release import release_weights as release
+
+    prefixes = [p for p in _path(drop_prefixes).split(",") if p]
+    record = release(_path(checkpoint), _path(bundle), prefixes, str(dtype), float(max_mb), url=str(url),
+                     data=str(data), command=str(command), budget=str(budget))  # fmt: skip
+    print(f"wrote {Path(_path(bundle)) / record['path']} ({record['size_bytes'] / 1e6:.1f} MB, {record['dtype']}, "
+          f"sha256 {record['sha256']}), large_files.yml and metadata.json")  # fmt: skip
+
+
 COMMANDS = {
     "inspect": inspect,
     "anonymize": anonymize,
     "datalist": datalist,
     "check": check,
     "embedding_map": embedding_map,
+    "release_weights": release_weights,
 }
 
 

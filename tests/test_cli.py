@@ -45,6 +45,7 @@ def _run(capsys, *argv) -> tuple[int, str, str]:
         ("datalist", ["Usage: python -m monai_jepa datalist DATASET ROOT", "--out", "--list"]),
         ("check", ["Usage: python -m monai_jepa check DATALIST.json", "--skip_bad", "--report"]),
         ("embedding_map", ["Usage: python -m monai_jepa embedding_map", "--colour_by", "--colours", "umap"]),
+        ("release_weights", ["Usage: python -m monai_jepa release_weights", "--drop_prefixes", "--max_mb"]),
     ],
 )
 def test_help_of_each_command(capsys, command, expected):
@@ -56,7 +57,9 @@ def test_help_of_each_command(capsys, command, expected):
 
 def test_top_level_help_lists_commands(capsys):
     code, out, _ = _run(capsys, "--help")
-    assert code == 0 and all(c in out for c in ("inspect", "anonymize", "datalist", "check", "embedding_map"))
+    assert code == 0 and all(
+        c in out for c in ("inspect", "anonymize", "datalist", "check", "embedding_map", "release_weights")
+    )
 
 
 def test_embedding_map_from_an_embeddings_csv(capsys, tmp_path):

@@ -12,8 +12,10 @@
 
 Metadata against the Zoo's schema (``meta_schema_20240725.json``, the MONAI Model Zoo's metadata schema, kept here so
 that no download happens), the files the Zoo requires, 4-space JSON, ``verify_net_in_out`` and ``ckpt_export`` in
-TorchScript script mode (what the Zoo's CI runs) with the exported network giving the eager network's output. Not
-checked here: ``models/model.pt`` and ``large_files.yml`` (no released weights yet).
+TorchScript script mode (what the Zoo's CI runs) with the exported network giving the eager network's output, and
+the released weights: ``models/model.pt`` at most 25 MB, its SHA-256 in ``large_files.yml`` and in the metadata,
+MONAI's ``download_large_files`` satisfied without a download, the weights loaded by the bundle's own config when
+no training output exists, and exported. A bundle without released weights must say why (``NO_WEIGHTS``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ BUNDLES = sorted(p.name for p in (REPO / "bundles").iterdir() if (p / "configs" 
 # bundles whose trained network is only a pretraining model (no inference config, nothing for the Zoo to export)
 TRAIN_ONLY = {"cine_vjepa"}
 INFER_BUNDLES = [b for b in BUNDLES if b not in TRAIN_ONLY]
+# bundles that ship no trained weights, with the reason given in their README
+NO_WEIGHTS = {"brats_vjepa": "BraTS"}
+RELEASED = [b for b in BUNDLES if b not in NO_WEIGHTS]
 
 
 def _bundle(name: str) -> Path:
@@ -101,3 +106,71 @@ def test_ckpt_export_in_script_mode(name, tmp_path):
     x = torch.rand(1, image["num_channels"], *size)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), net(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_released_weights_or_a_stated_reason(name):
+    root = _bundle(name)
+    if name in NO_WEIGHTS:
+        assert not (root / "models" / "model.pt").exists()
+        readme = (root / "docs" / "README.md").read_text()
+        assert "no released weights" in readme.lower() and NO_WEIGHTS[name] in readme
+        return
+    from monai_jepa.utils.release import sha256_file
+
+    weights = root / "models" / "model.pt"
+    assert weights.is_file(), f"{name}: models/model.pt is missing (release it, or list the bundle in NO_WEIGHTS)"
+    assert weights.stat().st_size <= 25e6
+    record = json.loads((root / "configs" / "metadata.json").read_text())["released_weights"]
+    digest = sha256_file(weights)
+    assert record["sha256"] == digest and record["size_bytes"] == weights.stat().st_size
+    assert record["data"] and record["command"] and record["budget"]
+    assert f'hash_val: "{digest}"' in (root / "large_files.yml").read_text()
+    yaml = pytest.importorskip("yaml")
+    assert yaml.safe_load((root / "large_files.yml").read_text())["large_files"][0]["path"] == "models/model.pt"
+    from monai.bundle import download_large_files
+
+    download_large_files(bundle_path=str(root))  # the file is there with the right hash: nothing is downloaded
+
+
+@pytest.mark.parametrize("name", [b for b in RELEASED if b in INFER_BUNDLES])
+def test_released_weights_load_in_inference_and_export(name, tmp_path):
+    from ignite.engine import Engine
+    from monai.bundle import ConfigParser, ckpt_export
+
+    root = _bundle(name)
+    cfg = root / "configs" / "inference.json"
+    overrides = {"bundle_root": str(root), "output_dir": str(tmp_path / "no_training_output")}
+    parser = ConfigParser()
+    parser.read_config(str(cfg))
+    parser.update(overrides)
+    assert Path(parser.get_parsed_content("checkpoint")) == root / "models" / "model.pt"
+    net = parser.get_parsed_content("network_def").eval()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    loader = parser.get_parsed_content("checkpointloader", instantiate=True)
+    loader.load_dict = {"model": net}
+    loader(Engine(lambda e, b: None))
+    released = torch.load(root / "models" / "model.pt", weights_only=True)
+    assert set(released) == set(net.state_dict())
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, released[k].to(v.dtype))
+    assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
+    ckpt_export(net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(root / "models" / "model.pt"),
+                meta_file=str(root / "configs" / "metadata.json"), config_file=str(cfg), **overrides)  # fmt: skip
+    image = json.loads((root / "configs" / "metadata.json").read_text())["network_data_format"]["inputs"]["image"]
+    x = torch.rand(2, image["num_channels"], *[s if isinstance(s, int) else 32 for s in image["spatial_shape"]])
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(str(tmp_path / "model.ts"))(x), net(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", [b for b in RELEASED if b in TRAIN_ONLY])
+def test_released_weights_load_into_the_training_network(name):
+    from monai.bundle import ConfigParser
+
+    root = _bundle(name)
+    parser = ConfigParser()
+    parser.read_config(str(root / "configs" / "train.json"))
+    parser.update({"bundle_root": str(root)})
+    net = parser.get_parsed_content("network_def")
+    released = torch.load(root / "models" / "model.pt", weights_only=True)
+    net.load_state_dict(released, strict=True)
