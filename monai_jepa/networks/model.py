@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -85,9 +85,10 @@ class PooledEncoder(nn.Module):
     The embedding network of a trained model: ``forward`` returns the pooled features ``(B, embed_dim)`` of an
     encoder whose forward returns ``(tokens, pooled)``.
 
-    Its weights are the ``encoder.*`` entries of a :py:class:`LeJEPAModel` / ``MaskedLatentModel`` state dict (the
-    projector or predictor left out), so it is the network to release and export (TorchScript) for feature
-    extraction, at the size of the encoder alone.
+    Its weights are the ``encoder.*`` entries of a :py:class:`LeJEPAModel` / ``MaskedLatentModel`` state dict, so it
+    is the network to release and export (TorchScript) for feature extraction, at the size of the encoder alone.
+    ``load_state_dict`` takes a whole training state dict: the entries outside ``encoder.`` (projector, predictor)
+    are left out, and the load of the encoder stays strict.
 
     Args:
         encoder: a module with ``forward(x) -> (tokens, pooled)`` and an integer ``embed_dim`` attribute.
@@ -116,6 +117,11 @@ class PooledEncoder(nn.Module):
             pooled encoder features of shape ``(B, embed_dim)``.
         """
         return self.encoder(x)[1]
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Load the ``encoder.*`` entries of ``state_dict`` (e.g. a whole training model's); see ``nn.Module``."""
+        kept = {k: v for k, v in state_dict.items() if k.startswith("encoder.")}
+        return super().load_state_dict(kept, strict=strict, assign=assign)
 
 
 def build_lejepa_model(

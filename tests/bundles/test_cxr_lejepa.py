@@ -99,7 +99,7 @@ def test_metadata_has_the_mandatory_model_zoo_keys():
     image, pred = meta["network_data_format"]["inputs"]["image"], meta["network_data_format"]["outputs"]["pred"]
     fields = ("type", "format", "num_channels", "spatial_shape", "dtype", "value_range", "is_patch_data", "channel_def")
     assert all(k in image and k in pred for k in fields) and image["modality"] == "XR"
-    assert (image["num_channels"], image["spatial_shape"], pred["num_channels"]) == (1, [64, 64], 64)
+    assert (image["num_channels"], image["spatial_shape"], pred["num_channels"]) == (1, [64, 64], 512)
     for name in ("PneumoniaMNIST", "ChestX-ray14", "CheXpert", "MIMIC-CXR-JPG"):
         assert name in meta["data_licenses"]
     assert (BUNDLE / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
@@ -131,7 +131,13 @@ def test_train_and_inference_properties(tmp_path, monkeypatch):
     infer.initialize()
     assert infer.check_properties() == []
     assert Path(infer.bundle_root) == BUNDLE
-    assert infer.parser.get_parsed_content("checkpoint") == f"{out}/models/model.pt"
+    # no training output yet: the released weights; once trained: the run's own weights
+    assert infer.parser.get_parsed_content("checkpoint") == f"{BUNDLE}/models/model.pt"
+    Path(out, "models").mkdir(parents=True, exist_ok=True)
+    Path(out, "models", "model.pt").write_bytes(b"")
+    again = _workflow(INFER, "infer", output_dir=out, max_items=16, image_size=32, load_pretrain=False)
+    again.initialize()
+    assert again.parser.get_parsed_content("checkpoint") == f"{out}/models/model.pt"
     default = _workflow(TRAIN, "train")
     default.initialize()
     assert Path(default.parser.get_parsed_content("output_dir")) == BUNDLE / "outputs"
@@ -229,8 +235,8 @@ def test_verify_net_in_out_and_torchscript_export(pipeline, tmp_path):
     net = build_lejepa_model("resnet18", 2, 1, proj_out_dim=64, conv1_t_size=3, conv1_t_stride=2, no_max_pool=True)
     net.load_state_dict(torch.load(out / "models" / "model.pt", weights_only=True))
     x = torch.rand(3, 1, 32, 32)
-    with torch.no_grad():
-        assert torch.allclose(scripted(x), net.eval()(x), atol=1e-4)
+    with torch.no_grad():  # the exported network is the embedding network: the encoder's pooled features
+        assert scripted(x).shape == (3, 512) and torch.allclose(scripted(x), net.eval().embed(x), atol=1e-4)
 
 
 def test_multi_gpu_train_runs_on_cpu_with_gloo(tmp_path):

@@ -93,7 +93,7 @@ def test_pooled_encoder_is_the_embedding_network_of_a_trained_model(tmp_path):
     # the encoder.* entries of the full model are the pooled encoder's whole state dict
     encoder_only = {k: v for k, v in model.state_dict().items() if k.startswith("encoder.")}
     assert set(net.state_dict()) == set(encoder_only) and any(k.startswith("projector.") for k in model.state_dict())
-    net.load_state_dict(encoder_only, strict=True)
+    net.load_state_dict(model.state_dict(), strict=True)  # the projector entries are left out
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(net(x), model.embed(x))
@@ -101,5 +101,7 @@ def test_pooled_encoder_is_the_embedding_network_of_a_trained_model(tmp_path):
     scripted = torch.jit.script(net)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), net(x))
+    with pytest.raises(RuntimeError, match="Missing key"):  # the encoder load stays strict
+        net.load_state_dict({k: v for k, v in encoder_only.items() if "layer4" not in k})
     with pytest.raises(ValueError, match="embed_dim"):
         PooledEncoder(nn.Linear(2, 2))
