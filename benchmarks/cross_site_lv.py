@@ -29,7 +29,8 @@ Networks (one MONAI 2D ``UNet``, the ``segmentation_net_def`` recipe of the bund
 
 Protocol (:func:`monai_jepa.evaluation.cross_site_sweep`): each network is fine-tuned on the labelled ACDC frames of
 24 patients (site A), tested on the 6 other ACDC patients (site A test) and on the Sunnybrook test patients (site B),
-then fine-tuned further on the ED / ES frames of the first 1 or 2 labelled Sunnybrook patients and tested again.
+then fine-tuned further on the ACDC frames together with the ED / ES frames of the first 1 or 2 labelled Sunnybrook
+patients, repeated to make half of the pool (``site_b_share``), and tested again.
 Per seed, a seeded permutation of the 5 Sunnybrook patients gives 2 labelled-pool patients and 3 test patients; the
 seed also drives the pretraining, the initialisation and the data order.
 
@@ -175,7 +176,8 @@ def run(
     pretrain_steps: int = 1200,
     continue_steps: int = 400,
     steps_a: int = 600,
-    steps_b: int = 150,
+    steps_b: int = 200,
+    site_b_share: float = 0.5,
     work: str = "/tmp/cross_site_lv",
     threads: int = 2,
 ) -> None:
@@ -232,7 +234,7 @@ def run(
         records = cross_site_sweep(
             {m: factory(m) for m in METHODS}, a_items, pool, [f for p in test_ids for f in sb_labelled[p]], counts,
             num_classes=2, steps_a=steps_a, steps_b=steps_b, seed=seed,
-            site_a_test=[f for p in a_test for f in acdc[p]], batch_size=8, flip_axes=(0, 1),
+            site_a_test=[f for p in a_test for f in acdc[p]], batch_size=8, flip_axes=(0, 1), site_b_share=site_b_share,
         )  # fmt: skip
         for r in records:
             r["site_b_patients"] = counts.index(r["site_b_labels"])
@@ -249,7 +251,7 @@ def run(
             "num_frames": {"acdc_train": len(a_items), "sunnybrook_unlabelled": len(sb_unlabelled),
                            "sunnybrook_pool": counts, "sunnybrook_test": sum(len(sb_labelled[p]) for p in test_ids)},
             "settings": {"pretrain_steps": pretrain_steps, "continue_steps": continue_steps, "steps_a": steps_a,
-                         "steps_b": steps_b, "size": SIZE, "threads": threads},
+                         "steps_b": steps_b, "site_b_share": site_b_share, "size": SIZE, "threads": threads},
             "pretraining": logs,
             "sweep_seconds": round(time.perf_counter() - start, 1),
             "records": records,

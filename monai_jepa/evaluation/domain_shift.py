@@ -260,6 +260,7 @@ def cross_site_sweep(
     site_a_test: Sequence[Mapping[str, Any]] | None = None,
     evaluate_kwargs: Mapping[str, Any] | None = None,
     log: Callable[[str], None] | None = print,
+    site_b_share: float | None = None,
     **train_kwargs: Any,
 ) -> list[dict[str, Any]]:
     """Train on site A, test on site B, with 0 / a few site-B labels.
@@ -269,6 +270,11 @@ def cross_site_sweep(
     steps (``n = 0``: no site-B training) and tested on ``site_b_test`` (and on ``site_a_test`` when given, to see
     what the adaptation costs on site A). Continued self-supervised pretraining on unlabelled site-B images is one
     more entry of ``network_factories`` (a factory returning the network initialised from that checkpoint).
+
+    With ``site_b_share`` the site-B step trains on the site-A items together with the ``n`` site-B items, repeated so
+    that they make about that share of the pool (e.g. 0.5): a few site-B labels alone are learnt by heart and the
+    network forgets site A (and often site B's other patients) within a few hundred steps; None trains on the site-B
+    items alone.
 
     Args:
         network_factories: ``{method: factory}``; each factory is called after ``torch.manual_seed(seed)``.
@@ -283,6 +289,7 @@ def cross_site_sweep(
         site_a_test: optional site-A test items.
         evaluate_kwargs: extra arguments of :func:`evaluate_segmentation`.
         log: called with one line per result (None: silent).
+        site_b_share: share of site-B items in the pool of the site-B step, in (0, 1); None: site-B items only.
         train_kwargs: extra arguments of :func:`fine_tune_segmentation` (batch size, learning rate, flips, ...).
 
     Returns:
@@ -298,6 +305,8 @@ def cross_site_sweep(
         raise ValueError(
             f"steps_a must be >= 1 and steps_b >= 1 when site-B labels are used, got {steps_a}, {steps_b}."
         )
+    if site_b_share is not None and not 0.0 < float(site_b_share) < 1.0:
+        raise ValueError(f"site_b_share must be in (0, 1) or None, got {site_b_share}.")
     ids_pool = {it.get("id") for it in site_b_pool} - {None}
     overlap = ids_pool & ({it.get("id") for it in site_b_test} - {None})
     if overlap:
@@ -315,13 +324,19 @@ def cross_site_sweep(
             network.load_state_dict(state)
             seconds = trained_a["seconds"]
             if n > 0:
-                seconds += fine_tune_segmentation(
-                    network, site_b_pool[:n], num_classes, steps_b, seed=seed, **train_kwargs
-                )["seconds"]
+                pool = list(site_b_pool[:n])
+                if site_b_share is not None:
+                    share = float(site_b_share)
+                    repeats = max(1, round(share * len(site_a_items) / ((1.0 - share) * n)))
+                    pool = list(site_a_items) + pool * repeats
+                seconds += fine_tune_segmentation(network, pool, num_classes, steps_b, seed=seed, **train_kwargs)[
+                    "seconds"
+                ]
             result = evaluate_segmentation(network, site_b_test, num_classes, **ekw)
             on_a = evaluate_segmentation(network, site_a_test, num_classes, **ekw) if site_a_test else None
             records.append({"method": name, "site_b_labels": n, "steps_a": steps_a, "steps_b": steps_b if n else 0,
-                            "seed": seed, "train_seconds": seconds, **result, "site_a": on_a})  # fmt: skip
+                            "site_b_share": site_b_share if n else None, "seed": seed, "train_seconds": seconds,
+                            **result, "site_a": on_a})  # fmt: skip
             if log is not None:
                 extra = "" if on_a is None else f" (site A {on_a['dice']:.4f})"
                 log(f"{name:>20s} site-B labels={n} dice on site B={result['dice']:.4f}{extra}")

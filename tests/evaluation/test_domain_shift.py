@@ -242,3 +242,28 @@ def test_cross_site_report_table_paired_differences_and_plot(tmp_path):
     pytest.importorskip("matplotlib")
     path = plot_cross_site(records, tmp_path / "x.png", count_key="site_b_patients")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cross_site_sweep_site_b_share_keeps_site_a_in_the_pool(monkeypatch):
+    import monai_jepa.evaluation.domain_shift as ds
+
+    pools = []
+
+    def fake_fine_tune(network, items, num_classes, steps, seed=0, **kw):
+        pools.append([it["id"] for it in items])
+        return {"seconds": 0.0}
+
+    monkeypatch.setattr(ds, "fine_tune_segmentation", fake_fine_tune)
+    site_a = [{**it, "id": f"a{i}"} for i, it in enumerate(_items(3))]
+    site_b = [{**it, "id": f"b{i}"} for i, it in enumerate(_items(4))]
+    kw = {"num_classes": 2, "steps_a": 1, "steps_b": 1, "log": None}
+    records = cross_site_sweep({"t": _tiny_factory}, site_a, site_b[:2], site_b[2:], [0, 1, 2], site_b_share=0.5, **kw)
+    # site A once, then A + b0 repeated 3 times (half of the pool), then A + (b0, b1) repeated twice (3 + 4)
+    assert pools[0] == ["a0", "a1", "a2"]
+    assert pools[1] == ["a0", "a1", "a2", "b0", "b0", "b0"]
+    assert pools[2] == ["a0", "a1", "a2", "b0", "b1", "b0", "b1"]
+    assert [r["site_b_share"] for r in records] == [None, 0.5, 0.5]
+    cross_site_sweep({"t": _tiny_factory}, site_a, site_b[:2], site_b[2:], [1], **kw)
+    assert pools[-1] == ["b0"]  # without a share: site-B items only
+    with pytest.raises(ValueError, match=r"site_b_share must be in \(0, 1\)"):
+        cross_site_sweep({"t": _tiny_factory}, site_a, site_b[:2], site_b[2:], [1], site_b_share=1.0, **kw)
