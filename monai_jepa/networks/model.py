@@ -82,8 +82,8 @@ class LeJEPAModel(nn.Module):
 
 class PooledEncoder(nn.Module):
     """
-    The embedding network of a trained model: ``forward`` returns the pooled features ``(B, embed_dim)`` of an
-    encoder whose forward returns ``(tokens, pooled)``.
+    The embedding network of a trained model: ``forward`` returns one feature vector per input, the pooled output of
+    an encoder whose forward returns ``(tokens, pooled)``, or with ``token_mean`` the mean of its tokens.
 
     Its weights are the ``encoder.*`` entries of a :py:class:`LeJEPAModel` / ``MaskedLatentModel`` state dict, so it
     is the network to release and export (TorchScript) for feature extraction, at the size of the encoder alone.
@@ -91,7 +91,12 @@ class PooledEncoder(nn.Module):
     are left out, and the load of the encoder stays strict.
 
     Args:
-        encoder: a module with ``forward(x) -> (tokens, pooled)`` and an integer ``embed_dim`` attribute.
+        encoder: a module with ``forward(x) -> (tokens (B, N, D), pooled (B, P))`` and an integer ``embed_dim``
+            attribute (``D``; ``P`` is its ``pooled_dim`` where it has one, e.g.
+            :py:class:`~monai_jepa.networks.MaskedConvEncoder`, else ``D``).
+        token_mean: return the mean of the tokens ``(B, D)`` instead of ``pooled``: for a
+            :py:class:`~monai_jepa.networks.MaskedConvEncoder`, whose pooled output (the mean of the deepest,
+            instance-normalised UNet feature map) varies little from one input to the next.
 
     Example::
 
@@ -100,13 +105,14 @@ class PooledEncoder(nn.Module):
         >>> net(torch.randn(2, 1, 64, 64)).shape  # (2, 512)
     """
 
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, token_mean: bool = False) -> None:
         super().__init__()
         embed_dim = getattr(encoder, "embed_dim", None)
         if not isinstance(embed_dim, int):
             raise ValueError(f"encoder must have an integer `embed_dim` attribute, got {embed_dim!r}.")
         self.encoder = encoder
-        self.embed_dim = embed_dim
+        self.token_mean = bool(token_mean)
+        self.embed_dim = embed_dim if self.token_mean else int(getattr(encoder, "pooled_dim", embed_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """
@@ -114,9 +120,10 @@ class PooledEncoder(nn.Module):
             x: input of shape ``(B, C, *spatial)``.
 
         Returns:
-            pooled encoder features of shape ``(B, embed_dim)``.
+            features of shape ``(B, embed_dim)``.
         """
-        return self.encoder(x)[1]
+        tokens, pooled = self.encoder(x)
+        return tokens.mean(1) if self.token_mean else pooled
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """Load the ``encoder.*`` entries of ``state_dict`` (e.g. a whole training model's); see ``nn.Module``."""

@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from monai.bundle import ConfigParser
@@ -32,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "cine_vjepa"
 CONFIGS = BUNDLE / "configs"
 TRAIN = "bundles/cine_vjepa/configs/train.json"
+INFER = "bundles/cine_vjepa/configs/inference.json"
 SUNNYBROOK = REPO.parent / "shared" / "data" / "sunnybrook_cine"
 # tiny settings: 3 demo clips of 16 frames of 32x32, a 3-level UNet (4, 8, 16 channels, strides 2x2x2 twice: a
 # 4x8x8 token grid; a level 2 voxels deep would hit oneDNN's bf16 Conv3d weight-gradient overflow), a 1-block
@@ -49,7 +51,7 @@ def test_bundle_files():
     meta = json.loads((CONFIGS / "metadata.json").read_text())
     assert meta["version"] in meta["changelog"]
     assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == [16, 96, 96]
-    for name in ("metadata", "train", "multi_gpu_train"):
+    for name in ("metadata", "train", "multi_gpu_train", "inference"):
         text = (CONFIGS / f"{name}.json").read_text()
         assert text == json.dumps(json.loads(text), indent=4) + "\n"
     assert (BUNDLE / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
@@ -85,6 +87,15 @@ def test_tiny_training_run_from_repository_root(tmp_path):
     assert unet(torch.zeros(1, 1, 16, 32, 32)).shape == (1, 2, 16, 32, 32)
     datalist = json.loads((out / "datalist.json").read_text())
     assert datalist["kind"] == "demo" and sum(len(datalist[s]) for s in ("training", "validation", "test")) == 3
+    # clip embeddings of the training split with the weights just trained (not the released ones)
+    infer = [sys.executable, "-m", "monai.bundle", "run", "--config_file", INFER, "--output_dir", str(out),
+             "--split", "training", *TINY[:10], "--channels", "[4,8,16]", "--strides", "[[2,2,2],[2,2,2]]"]  # fmt: skip
+    proc = subprocess.run(infer, cwd=REPO, env=bundle_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert f"Restored all variables from {out / 'models' / 'model.pt'}" in proc.stdout + proc.stderr
+    emb = np.load(out / "inference" / "embeddings.npy")
+    assert emb.shape[0] == len(datalist["training"]) and np.isfinite(emb).all() and np.abs(emb).max() > 0
+    assert find_artifacts(_ARTIFACT, _SKIP_DIRS) == before
 
 
 def test_two_masks_per_clip():

@@ -105,3 +105,19 @@ def test_pooled_encoder_is_the_embedding_network_of_a_trained_model(tmp_path):
         net.load_state_dict({k: v for k, v in encoder_only.items() if "layer4" not in k})
     with pytest.raises(ValueError, match="embed_dim"):
         PooledEncoder(nn.Linear(2, 2))
+
+
+def test_pooled_encoder_token_mean_of_a_masked_conv_encoder():
+    from monai.networks.nets import UNet
+
+    from monai_jepa.networks import MaskedConvEncoder
+
+    torch.manual_seed(0)
+    enc = MaskedConvEncoder(UNet(2, 1, 2, (8, 16, 32), (2, 2), num_res_units=1), img_size=(32, 32)).eval()
+    x = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        tokens, pooled = enc(x)
+        mean = PooledEncoder(enc, token_mean=True)
+        assert mean.embed_dim == enc.embed_dim and torch.equal(mean(x), tokens.mean(1))
+        plain = PooledEncoder(enc)
+        assert plain.embed_dim == enc.pooled_dim == pooled.shape[1] and torch.equal(plain(x), pooled)
