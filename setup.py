@@ -49,9 +49,11 @@ setup(
     extras_require={
         **EXTRAS,
         "all": ALL_EXTRAS,
-        "test": TEST_EXTRAS + ["pytest>=7.4", "jsonschema>=4.0", "hypothesis>=6.100"],
+        # jsonschema and pyyaml: MONAI's verify_metadata and its reader of a bundle's large_files.yml (Zoo checks)
+        "test": TEST_EXTRAS + ["pytest>=7.4", "jsonschema>=4.0", "pyyaml>=6.0", "hypothesis>=6.100"],
         "dev": TEST_EXTRAS
-        + ["pytest>=7.4", "jsonschema>=4.0", "hypothesis>=6.100", "black>=24.0", "isort>=5.12", "flake8>=6.0"],
+        + ["pytest>=7.4", "jsonschema>=4.0", "pyyaml>=6.0", "hypothesis>=6.100", "black>=24.0", "isort>=5.12"]
+        + ["flake8>=6.0"],
         "deid-compare": ["deid", "dicognito"],
         "bench": ["lightly"],
     },
