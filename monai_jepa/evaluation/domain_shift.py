@@ -357,6 +357,12 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else float("nan")
 
 
+def _cell(values: Sequence[float]) -> str:
+    """``mean ± std (count)`` of a table cell (no ± for a single value)."""
+    m, sd = _mean_std(values)
+    return f"{m:.3f}" + ("" if math.isnan(sd) else f" ± {sd:.3f}") + f" ({len(values)})"
+
+
 def format_shift_report(
     records: Sequence[Mapping[str, Any]], by: Sequence[str] = ("method",), title: str = "Scanner-shift stress curve"
 ) -> str:
@@ -391,8 +397,7 @@ def format_shift_report(
                 if (kind, s) not in cells:
                     row.append("")
                     continue
-                m, sd = _mean_std(cells[(kind, s)])
-                row.append(f"{m:.3f}" + ("" if math.isnan(sd) else f" ± {sd:.3f}") + f" ({len(cells[(kind, s)])})")
+                row.append(_cell(cells[(kind, s)]))
             lines.append("| " + " | ".join(key) + " | " + " | ".join(row) + " |")
         lines.append("")
     lines += ["## Drop at full strength (Dice at strength 0 minus Dice at the strongest shift)", "",
@@ -512,18 +517,14 @@ def format_cross_site_report(
         raise ValueError(f"reference method {reference!r} is not among the records' methods {sorted(cells)}.")
     counts = sorted({n for per in cells.values() for n in per})
 
-    def fmt(values: Sequence[float]) -> str:
-        m, sd = _mean_std(values)
-        return f"{m:.3f}" + ("" if math.isnan(sd) else f" ± {sd:.3f}") + f" ({len(values)})"
-
     head = "| method | " + " | ".join(str(n) for n in counts) + " |"
     lines = [f"# {title}", "", f"Site-B Dice by number of site-B labels ({count_key}); mean ± std over seeds, their "
              "number in brackets. The last column is the site-A test Dice after site-A training.", "",
              head + " site A |", "|---|" + "---:|" * (len(counts) + 1)]  # fmt: skip
     for method, per in cells.items():
-        row = [fmt([r["dice"] for r in per[n].values()]) if n in per else "" for n in counts]
+        row = [_cell([r["dice"] for r in per[n].values()]) if n in per else "" for n in counts]
         on_a = [r["site_a"]["dice"] for r in per.get(min(per), {}).values() if r.get("site_a")]
-        lines.append(f"| {method} | " + " | ".join(row) + f" | {fmt(on_a) if on_a else ''} |")
+        lines.append(f"| {method} | " + " | ".join(row) + f" | {_cell(on_a) if on_a else ''} |")
     if reference is not None:
         lines += ["", f"Difference to {reference}, paired by seed: mean (min..max).", "", head,
                   "|---|" + "---:|" * len(counts)]  # fmt: skip
