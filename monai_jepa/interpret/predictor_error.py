@@ -123,7 +123,8 @@ class PredictorErrorMap(nn.Module):
         self.register_buffer("tiles", tiles, persistent=False)
         self.register_buffer("contexts", self._contexts(tiles), persistent=False)
         coverage = torch.zeros(math.prod(self.grid_size)).index_add_(0, tiles.reshape(-1), torch.ones(tiles.numel()))
-        self.register_buffer("coverage", coverage, persistent=False)
+        # a stride larger than the region leaves tokens in no region: their error stays 0 (not 0 / 0)
+        self.register_buffer("coverage", coverage.clamp_min(1.0), persistent=False)
         self.error = look_up_option(error, SUPPORTED_ERRORS)
         self.normalize_targets = normalize_targets
         if regions_per_batch < 1:

@@ -84,6 +84,10 @@ def test_vit_error_map_shape_determinism_and_overlap_average(error):
     torch.testing.assert_close(maps[1:], PredictorErrorMap(model, region_size=2, error=error)(x[1:]))
     overlapping = PredictorErrorMap(model, region_size=2, stride=1, error=error).token_errors(x)
     assert overlapping.shape == (2, 4, 4) and not torch.allclose(overlapping, maps[:, 0, ::8, ::8])
+    # a stride larger than the region leaves row / column 1 in no region (starts 0, 2, 3): error 0 there, not NaN
+    sparse = PredictorErrorMap(model, region_size=1, stride=2, error=error).token_errors(x)
+    assert torch.isfinite(sparse).all() and (sparse[:, 1, :] == 0).all() and (sparse[:, :, 1] == 0).all()
+    assert (sparse[:, 0, 0] > 0).all()
 
 
 def test_conv_encoder_in_a_sliding_window_over_a_larger_volume():
