@@ -31,8 +31,8 @@ def region_tiles(grid_size: Sequence[int], region_size: Sequence[int], stride: S
     """Token indices of the regions that :class:`PredictorErrorMap` hides one at a time.
 
     Regions are boxes of ``region_size`` tokens placed every ``stride`` tokens along each axis of the row-major
-    ``grid_size``; the last box on an axis is moved back to end at the grid border, so every token is covered and all
-    regions hold the same number of tokens.
+    ``grid_size``; the last box on an axis is moved back to end at the grid border, so all regions hold the same number
+    of tokens and, with a stride no larger than the region, every token is covered.
 
     Returns:
         ``(R, prod(region_size))`` int64 token indices, one row per region.
