@@ -363,6 +363,13 @@ def _cell(values: Sequence[float]) -> str:
     return f"{m:.3f}" + ("" if math.isnan(sd) else f" ± {sd:.3f}") + f" ({len(values)})"
 
 
+def _errorbar(ax: Any, xs: Sequence[float], values: Sequence[Sequence[float]], label: str) -> None:
+    """One line of mean ± std (error bars; none for a single value) of ``values[i]`` at ``xs[i]``."""
+    stats = [_mean_std(v) for v in values]
+    err = [0.0 if math.isnan(sd) else sd for _, sd in stats]
+    ax.errorbar(xs, [m for m, _ in stats], yerr=err, marker="o", markersize=3, capsize=2, label=label)
+
+
 def format_shift_report(
     records: Sequence[Mapping[str, Any]], by: Sequence[str] = ("method",), title: str = "Scanner-shift stress curve"
 ) -> str:
@@ -439,9 +446,7 @@ def plot_shift_curves(
     for ax, kind in zip(axes, shifts):
         for key, cells in groups.items():
             xs = sorted(s for (k, s) in cells if k == kind)
-            stats = [_mean_std(cells[(kind, s)]) for s in xs]
-            err = [0.0 if math.isnan(sd) else sd for _, sd in stats]
-            ax.errorbar(xs, [m for m, _ in stats], yerr=err, marker="o", markersize=3, capsize=2, label=" / ".join(key))
+            _errorbar(ax, xs, [cells[(kind, s)] for s in xs], " / ".join(key))
         ax.set_title(kind, fontsize=9)
         ax.set_xlabel("strength")
         ax.grid(alpha=0.3)
@@ -561,9 +566,7 @@ def plot_cross_site(
     ax = fig.add_subplot(1, 1, 1)
     for method, per in cells.items():
         xs = sorted(per)
-        stats = [_mean_std([r["dice"] for r in per[n].values()]) for n in xs]
-        err = [0.0 if math.isnan(sd) else sd for _, sd in stats]
-        ax.errorbar(xs, [m for m, _ in stats], yerr=err, marker="o", markersize=3, capsize=2, label=method)
+        _errorbar(ax, xs, [[r["dice"] for r in per[n].values()] for n in xs], method)
     ax.set_xticks(sorted({n for per in cells.values() for n in per}))
     ax.set_xlabel(count_key.replace("_", " "))
     ax.set_ylabel("Dice on site B")
