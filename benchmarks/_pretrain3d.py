@@ -197,6 +197,7 @@ def pretrain_masked_cnn(
     predictor_dim: int = 192,
     predictor_depth: int = 4,
     mask_kwargs: dict[str, Any] | None = None,
+    pooling: str = "deep",
 ) -> tuple[torch.nn.Module, list[dict[str, float]], int]:
     """Pretrain the segmentation CNN ``net`` on ``images`` ``(N, C, *S)`` with the library's engine.
 
@@ -207,7 +208,8 @@ def pretrain_masked_cnn(
     multi-block masks (4 blocks of 15-20 % of the token grid, context = the rest by default), flips, small intensity
     scaling / shifts, AdamW with 5 % warmup and cosine decay over ``steps`` rounded up to whole epochs, bf16 autocast,
     :class:`~monai_jepa.engines.MaskedLatentTrainer` with a :class:`~monai_jepa.engines.JEPACheckpointer` in
-    ``ckpt_dir`` (resumed when it holds a checkpoint).
+    ``ckpt_dir`` (resumed when it holds a checkpoint). ``pooling`` chooses the image-level embedding that SIGReg
+    scores beside the tokens (``MaskedConvEncoder(pooling=...)``).
 
     Returns:
         the trained model (``model.encoder.net`` is ``net``), the history and the number of iterations run.
@@ -218,7 +220,7 @@ def pretrain_masked_cnn(
     if objective not in CNN_OBJECTIVES:
         raise ValueError(f"objective must be one of {CNN_OBJECTIVES}, got {objective!r}.")
     torch.manual_seed(seed)
-    enc = MaskedConvEncoder(net, tuple(images.shape[2:]))
+    enc = MaskedConvEncoder(net, tuple(images.shape[2:]), pooling=pooling)
     if objective == "jepa":
         pred = JEPAPredictor(enc.grid_size, enc.embed_dim, predictor_dim, depth=predictor_depth, num_heads=6)
         model, loss = MaskedLatentModel(enc, pred), MaskedLatentLoss(lamb=lamb, seed=seed)

@@ -106,11 +106,12 @@ def cmd_pretrain_cnn(args) -> None:
             images, build_unet(), args.objective, args.steps, str(Path(args.ckpt_dir) / tag),
             batch_size=args.batch_size, lr=args.lr, lamb=args.lamb, seed=args.seed, log_every=args.log_every,
             flip_axes=(0,), predictor_dim=args.predictor_dim, predictor_depth=args.predictor_depth,
+            pooling=args.pooling,
         )  # fmt: skip
         final = sorted((Path(args.ckpt_dir) / tag).glob("*.pt"))[-1]
     payload = {"objective": args.objective, "network": "MONAI UNet 16-32-64-128, strides 2, 2 residual units",
                "steps": steps, "epochs": -(-args.steps // (200 // args.batch_size)), "batch_size": args.batch_size,
-               "lr": args.lr, "lamb": args.lamb if args.objective == "jepa" else 0.0,
+               "lr": args.lr, "lamb": args.lamb if args.objective == "jepa" else 0.0, "pooling": args.pooling,
                "checkpoint_prefix": "net." if args.objective == "tutorial" else "encoder.net.",
                "seconds": time.perf_counter() - t0, "checkpoint": str(final),
                "checkpoint_sha256": sha256_of(final), "history": history, "provenance": provenance()}  # fmt: skip
@@ -326,6 +327,8 @@ def main() -> None:
     c.add_argument("--lamb", type=float, default=0.05)
     c.add_argument("--predictor_dim", type=int, default=192)
     c.add_argument("--predictor_depth", type=int, default=4)
+    c.add_argument("--pooling", choices=("deep", "tokens"), default="deep",
+                   help="image-level embedding given to SIGReg (MaskedConvEncoder pooling)")
     c.add_argument("--log_every", type=int, default=50)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--tag", default="")

@@ -32,10 +32,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.layers import SkipConnection
 from monai.networks.nets import SegResNet, UNet
-from monai.utils import ensure_tuple_rep
+from monai.utils import ensure_tuple_rep, look_up_option
 
 __all__ = ["MaskedConvEncoder", "encoder_parameter_names", "encoder_stages", "masked_mean", "patchify"]
 
+POOLING = ("deep", "tokens")
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
@@ -93,10 +94,14 @@ def patchify(x: torch.Tensor, factor: Sequence[int]) -> torch.Tensor:
 class MaskedConvEncoder(nn.Module):
     """A MONAI segmentation CNN as a token encoder with the interface of :class:`~monai_jepa.networks.JEPAViT`.
 
-    ``forward(x, indices=None) -> (tokens (B, N or K, D), pooled (B, C_deep))``: without ``indices`` the full input is
+    ``forward(x, indices=None) -> (tokens (B, N or K, D), pooled (B, P))``: without ``indices`` the full input is
     encoded and all ``N = prod(grid_size)`` tokens are returned; with ``indices`` ``(B, K)`` only the listed tokens are
-    visible (see the module docstring) and their features are returned. ``pooled`` is the mean of the deepest feature
-    map over the visible voxels. So :class:`~monai_jepa.networks.MaskedLatentModel`,
+    visible (see the module docstring) and their features are returned. ``pooled`` is, with ``pooling="deep"``, the
+    mean of the deepest feature map over the visible voxels (``P = C_deep``), or, with ``pooling="tokens"``, the mean
+    of the returned token features (``P = D``). A network whose deepest stage ends with instance normalisation (MONAI's
+    ``UNet``) has a spatial mean that barely depends on the input, so its ``"deep"`` pooled embedding hardly varies;
+    ``"tokens"`` pools the layer-normalised multi-scale tokens instead, and SIGReg on it then shapes the features a
+    probe reads. So :class:`~monai_jepa.networks.MaskedLatentModel`,
     :class:`~monai_jepa.networks.JEPAPredictor`, :class:`~monai_jepa.losses.MaskedLatentLoss` and
     :class:`~monai_jepa.engines.MaskedLatentTrainer` pretrain a CNN unchanged.
 
@@ -114,6 +119,8 @@ class MaskedConvEncoder(nn.Module):
             stride (two scales, e.g. strides 8 and 4).
         token_norm: layer-normalise each level's part of the token features.
         remask: mask the input and output of every encoder convolution (False: only the network input is masked).
+        pooling: ``"deep"`` (mean of the deepest feature map) or ``"tokens"`` (mean of the token features), the
+            image-level embedding returned as ``pooled``.
 
     Example::
 
@@ -130,8 +137,10 @@ class MaskedConvEncoder(nn.Module):
         feature_levels: Sequence[int] | None = None,
         token_norm: bool = True,
         remask: bool = True,
+        pooling: str = "deep",
     ) -> None:
         super().__init__()
+        self.pooling = look_up_option(pooling, POOLING)
         self.net = net
         self._stages = encoder_stages(net)  # a plain list: the modules are registered once, under ``net``
         dims = getattr(net, "dimensions", None) or getattr(net, "spatial_dims", None)
@@ -166,7 +175,7 @@ class MaskedConvEncoder(nn.Module):
             self.level_channels[lv] * math.prod(f) for lv, f in zip(self.feature_levels, self.factors)
         )
         self.embed_dim = int(sum(self.level_dims))
-        self.pooled_dim = int(self.level_channels[-1])
+        self.pooled_dim = int(self.level_channels[-1]) if self.pooling == "deep" else self.embed_dim
         self.grid_size = tuple(s // p for s, p in zip(self.img_size, self.patch_size))
         self.num_tokens = math.prod(self.grid_size)
         self.token_norm = bool(token_norm)
@@ -288,14 +297,16 @@ class MaskedConvEncoder(nn.Module):
         """
         feats, deep_mask = self._encode(x, indices)
         tokens, deep = self.tokens(feats), feats[-1]
-        if indices is None:
-            return tokens, deep.flatten(2).mean(-1)
-        idx = torch.as_tensor(indices, device=tokens.device).long()
-        tokens = torch.gather(tokens, 1, idx.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
-        return tokens, masked_mean(deep, deep_mask)
+        if indices is not None:
+            idx = torch.as_tensor(indices, device=tokens.device).long()
+            tokens = torch.gather(tokens, 1, idx.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+        if self.pooling == "tokens":
+            return tokens, tokens.mean(1)
+        return tokens, deep.flatten(2).mean(-1) if indices is None else masked_mean(deep, deep_mask)
 
     def extra_repr(self) -> str:
         return (
             f"net={type(self.net).__name__}, img_size={self.img_size}, patch_size={self.patch_size}, "
-            f"grid_size={self.grid_size}, feature_levels={self.feature_levels}, embed_dim={self.embed_dim}"
+            f"grid_size={self.grid_size}, feature_levels={self.feature_levels}, embed_dim={self.embed_dim}, "
+            f"pooling={self.pooling}"
         )
