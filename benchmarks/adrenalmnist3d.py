@@ -123,6 +123,12 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=96)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
+    p.add_argument(
+        "--pooling",
+        choices=("deep", "tokens"),
+        default="deep",
+        help="--encoder unet: the pooled embedding scored by SIGReg and read by the probes",
+    )
     p.add_argument("--protocols", nargs="+", default=["linear", "knn", "fine_tune", "scratch", "random_init"])
     p.add_argument("--finetune_epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0, help="pretraining seed (a non-zero seed is added to the tag)")
@@ -143,11 +149,12 @@ def main() -> None:
         model, history, _ = pretrain_masked_cnn(
             x_tr.float(), build_unet(), args.objective, args.steps, str(Path(args.ckpt_dir) / tag),
             batch_size=args.batch_size, lr=args.lr, lamb=args.lamb, seed=args.seed, log_every=args.log_every,
-            flip_axes=(0, 1, 2),
+            flip_axes=(0, 1, 2), pooling=args.pooling,
         )  # fmt: skip
         encoder = model.encoder
-        random_init = lambda: MaskedConvEncoder(build_unet(), (28, 28, 28))  # noqa: E731
-        ekw = {"network": "MONAI UNet 16-32-64, strides 2, 2 residual units; pooled stride-4 features"}
+        random_init = lambda: MaskedConvEncoder(build_unet(), (28, 28, 28), pooling=args.pooling)  # noqa: E731
+        pooled = "stride-4 features" if args.pooling == "deep" else "tokens (strides 4 and 2)"
+        ekw = {"network": f"MONAI UNet 16-32-64, strides 2, 2 residual units; pooled {pooled}", "pooling": args.pooling}
     else:
         if args.objective not in OBJECTIVES:
             raise SystemExit(f"--encoder vit takes --objective {' or '.join(OBJECTIVES)}.")

@@ -166,6 +166,9 @@ def cmd_segment(args) -> None:
     if args.freeze_encoder:  # frozen-encoder protocol: the UNet's encoder path is not trained, the decoder is
         lr_scales = dict.fromkeys(encoder_parameter_names(build_unet()), 0.0)
         factories = {f"{name}_frozen_encoder": make for name, make in factories.items()}
+    elif args.unet_encoder_lr_scale != 1.0:  # the UNet's encoder path at a fraction of the learning rate
+        lr_scales = dict.fromkeys(encoder_parameter_names(build_unet()), args.unet_encoder_lr_scale)
+        factories = {f"{name}_enclr{args.unet_encoder_lr_scale:g}": make for name, make in factories.items()}
     records = []
     for seed in args.seeds if args.seeds else [args.seed]:
         records += segmentation_label_sweep(
@@ -184,7 +187,8 @@ def _write_segment(args, records, factories, counts, ekw) -> None:
                "batch_size": args.batch_size, "lr": args.lr, "encoders": args.encoders,
                "random_init_encoder": ekw, "counts": counts,
                "encoder_lr_scale": args.encoder_lr_scale, "unet_prefix": args.unet_prefix,
-               "freeze_encoder": args.freeze_encoder, "unet_encoder_only": args.unet_encoder_only,
+               "freeze_encoder": args.freeze_encoder, "unet_encoder_lr_scale": args.unet_encoder_lr_scale,
+               "unet_encoder_only": args.unet_encoder_only,
                "provenance": provenance()}  # fmt: skip
     atomic_write_text(OUT / f"segment_{args.tag}.json", json.dumps(payload, indent=4) + "\n")
 
@@ -230,6 +234,13 @@ def cmd_report(args) -> None:
     print("\n".join(lines))
 
 
+def _budget_row(record: dict) -> str:
+    """The table row of a fine-tuning record: its method, suffixed ``_ft<steps>`` when it ran a budget other than
+    the standard one (800 steps with at most 20 labels, 1600 with more), so that budgets never share a cell."""
+    standard = 800 if record["num_labelled"] <= 20 else 1600
+    return record["method"] if record["steps"] == standard else f"{record['method']}_ft{record['steps']}"
+
+
 def cmd_report_cnn(args) -> None:
     """Multi-seed table (mean +- std over seeds, paired differences) and label-efficiency plot of the CNN rows."""
     import numpy as np
@@ -237,7 +248,7 @@ def cmd_report_cnn(args) -> None:
     records = []
     for name in args.sources:
         payload = json.loads((OUT / name).read_text())
-        records += [dict(r, source=name) for r in payload["records"]]
+        records += [dict(r, source=name, method=_budget_row(r)) for r in payload["records"]]
     methods = list(dict.fromkeys(r["method"] for r in records))
     counts = sorted({r["num_labelled"] for r in records})
     dice = {(m, n): {r["seed"]: r["dice"] for r in records if r["method"] == m and r["num_labelled"] == n}
@@ -261,6 +272,8 @@ def cmd_report_cnn(args) -> None:
               " |", "|---|" + "---:|" * len(counts)]  # fmt: skip
     for m in methods:
         base = frozen_ref if m.endswith("_frozen_encoder") and frozen_ref in methods else ref
+        budget = m[m.rfind("_ft") :] if "_ft" in m else ""  # a longer budget is paired with the same budget
+        base = f"{base}{budget}" if budget and f"{base}{budget}" in methods else base
         if m == base:
             continue
         cells = []
@@ -327,8 +340,12 @@ def main() -> None:
     c.add_argument("--lamb", type=float, default=0.05)
     c.add_argument("--predictor_dim", type=int, default=192)
     c.add_argument("--predictor_depth", type=int, default=4)
-    c.add_argument("--pooling", choices=("deep", "tokens"), default="deep",
-                   help="image-level embedding given to SIGReg (MaskedConvEncoder pooling)")
+    c.add_argument(
+        "--pooling",
+        choices=("deep", "tokens"),
+        default="deep",
+        help="image-level embedding given to SIGReg (MaskedConvEncoder pooling)",
+    )
     c.add_argument("--log_every", type=int, default=50)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--tag", default="")
@@ -373,6 +390,12 @@ def main() -> None:
     )
     s.add_argument("--freeze_encoder", action="store_true",
                    help="frozen-encoder protocol for UNet rows: only the decoder path trains")  # fmt: skip
+    s.add_argument(
+        "--unet_encoder_lr_scale",
+        type=float,
+        default=1.0,
+        help="learning-rate factor of the UNet rows' encoder path (the decoder path at the full rate)",
+    )
     args = p.parse_args()
     {
         "pretrain": cmd_pretrain,
