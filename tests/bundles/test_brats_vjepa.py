@@ -87,6 +87,9 @@ def test_train_properties(tmp_path, monkeypatch):
     assert enc.net is wf.parser.get_parsed_content("segmentation_net_def")  # pretraining trains the segmentation net
     assert (enc.in_channels, enc.net.out_channels, list(enc.net.channels)) == (4, 4, [16, 32, 64, 128])
     assert enc.grid_size == (4, 4, 4) and enc.embed_dim == 128 + 32 * 8
+    # the image-level embedding (SIGReg, probes, embed.json) is the mean of the tokens, not of the deepest map
+    assert enc.pooling == "tokens" and enc.pooled_dim == enc.embed_dim
+    assert infer.parser["pooling"] == wf.parser["pooling"] == "tokens" and infer.parser["encoder"]["pooling"] == "@pooling"
     masks = wf.parser.get_parsed_content("train#masks", instantiate=True)
     assert masks.grid_size == (4, 4, 4) and masks.span_axis0 is False
     predictor = wf.parser.get_parsed_content("predictor")
@@ -121,7 +124,8 @@ def test_tiny_training_run_from_repository_root(tmp_path):
     assert find_artifacts(_ARTIFACT, _SKIP_DIRS) == before
     test_cases = [i["case_id"] for i in json.loads((out / "datalist.json").read_text())["test"]]
     feats = np.load(out / "embeddings" / "embeddings.npy")
-    assert feats.shape == (len(test_cases), 8) and np.isfinite(feats).all()  # the deepest level's 8 channels
+    # the mean of the tokens: the tiny UNet has one stride, so its tokens are the deepest level's 8 channels
+    assert feats.shape == (len(test_cases), 8) and np.isfinite(feats).all()
     with open(out / "embeddings" / "embeddings.csv") as f:
         assert [row["id"] for row in csv.DictReader(f)] == test_cases
 

@@ -106,6 +106,10 @@ def test_two_masks_per_clip():
     assert [type(m).__name__ for m in masks] == ["MultiBlockMaskGenerator", "FutureFrameMask"]
     assert masks[0].grid_size == masks[1].grid_size == (4, 12, 12)  # 16 x 96 x 96 clips, deepest stride 4 x 8 x 8
     assert masks[1].num_context == masks[1].num_target == 2 * 144
+    # SIGReg's image-level embedding is the mean of the 384-d tokens (what inference.json exports), not the mean of
+    # the deepest, instance-normalised map
+    enc = parser.get_parsed_content("encoder", instantiate=True)
+    assert enc.pooling == "tokens" and enc.pooled_dim == enc.embed_dim == 384
 
 
 @pytest.mark.skipif(not SUNNYBROOK.is_dir(), reason="shared Sunnybrook data not available")
