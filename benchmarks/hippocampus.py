@@ -234,6 +234,33 @@ def cmd_report(args) -> None:
     print("\n".join(lines))
 
 
+def cmd_pooling_spread(args) -> None:
+    """How much the pooled embedding of ``MaskedConvEncoder`` varies between test volumes, for the deepest-map and
+    the token pooling, at random init and for each ``--unet_init`` checkpoint: the mean over dimensions of the
+    per-dimension std of the L2-normalised embeddings (``monai_jepa.utils.embedding_std``; about ``1 / sqrt(D)`` for
+    isotropic embeddings). Written to ``pooling_spread.json``."""
+    from monai_jepa.networks import MaskedConvEncoder
+    from monai_jepa.utils import embedding_std
+
+    _, test = load_split()
+    x = torch.stack([i["image"] for i in test[: args.num_volumes]])
+    nets = {"random_init": build_unet()}
+    for spec in args.unet_init:
+        name, path = spec.split("=", 1)
+        nets[name] = load_pretrained_encoder(path, build_unet(), prefix="encoder.net.")
+    rows = []
+    for name, net in nets.items():
+        for pooling in ("deep", "tokens"):
+            enc = MaskedConvEncoder(net, tuple(x.shape[2:]), pooling=pooling).eval()
+            with torch.no_grad():
+                pooled = enc(x)[1].float()
+            rows.append({"network": name, "pooling": pooling, "dim": int(pooled.shape[1]),
+                         "embedding_std": embedding_std(pooled), "isotropic": pooled.shape[1] ** -0.5})  # fmt: skip
+            print(json.dumps(rows[-1]))
+    payload = {"num_volumes": int(x.shape[0]), "unet_init": args.unet_init, "rows": rows, "provenance": provenance()}
+    atomic_write_text(OUT / "pooling_spread.json", json.dumps(payload, indent=4) + "\n")
+
+
 def _budget_row(record: dict) -> str:
     """The table row of a fine-tuning record: its method, suffixed ``_ft<steps>`` when it ran a budget other than
     the standard one (800 steps with at most 20 labels, 1600 with more), so that budgets never share a cell."""
@@ -329,6 +356,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("report")
+    ps = sub.add_parser("pooling_spread")
+    ps.add_argument("--unet_init", nargs="*", default=[], help="name=checkpoint of pretrained MaskedConvEncoder UNets")
+    ps.add_argument("--num_volumes", type=int, default=24, help="first test volumes to embed")
     r = sub.add_parser("report_cnn")
     r.add_argument("--sources", nargs="+", required=True, help="segment_*.json files under the results folder")
     r.add_argument("--reference", default="unet_scratch", help="method the paired differences refer to")
@@ -403,6 +433,7 @@ def main() -> None:
         "segment": cmd_segment,
         "report": cmd_report,
         "report_cnn": cmd_report_cnn,
+        "pooling_spread": cmd_pooling_spread,
     }[args.cmd](args)
 
 
