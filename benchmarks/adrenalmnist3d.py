@@ -25,6 +25,7 @@ from benchmarks._pretrain3d import CNN_OBJECTIVES, OBJECTIVES, build_encoder, pr
 from monai_jepa.data.medmnist import load_medmnist
 from monai_jepa.evaluation import EvaluationSuite
 from monai_jepa.networks import MaskedConvEncoder
+from monai_jepa.networks.masked_conv import POOLING
 from monai_jepa.utils.fileio import atomic_write_text
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "adrenalmnist3d" / "adrenalmnist3d.npz"
@@ -125,7 +126,7 @@ def main() -> None:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument(
         "--pooling",
-        choices=("deep", "tokens"),
+        choices=POOLING,
         default="deep",
         help="--encoder unet: the pooled embedding scored by SIGReg and read by the probes",
     )

@@ -26,11 +26,13 @@ from benchmarks._common import RESULTS, provenance
 from benchmarks._pretrain3d import OBJECTIVES, build_encoder, pretrain, pretrain_masked_cnn, pretrain_recon_contrast
 from monai_jepa.evaluation import segmentation_label_sweep
 from monai_jepa.networks import JEPASegmenter, encoder_parameter_names, load_pretrained_encoder
+from monai_jepa.networks.masked_conv import POOLING
 from monai_jepa.utils.fileio import atomic_write_text
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "msd_task04_hippocampus"
 OUT = RESULTS / "hippocampus"
 SIZE = (48, 64, 48)
+FT_STEPS, FT_STEPS_ALL = 800, 1600  # the standard fine-tuning budgets (optimiser steps): <= 20 labels, more
 CLASSES = ("anterior", "posterior")
 
 
@@ -263,8 +265,8 @@ def cmd_pooling_spread(args) -> None:
 
 def _budget_row(record: dict) -> str:
     """The table row of a fine-tuning record: its method, suffixed ``_ft<steps>`` when it ran a budget other than
-    the standard one (800 steps with at most 20 labels, 1600 with more), so that budgets never share a cell."""
-    standard = 800 if record["num_labelled"] <= 20 else 1600
+    the standard one (``FT_STEPS`` with at most 20 labels, ``FT_STEPS_ALL`` with more): budgets never share a cell."""
+    standard = FT_STEPS if record["num_labelled"] <= 20 else FT_STEPS_ALL
     return record["method"] if record["steps"] == standard else f"{record['method']}_ft{record['steps']}"
 
 
@@ -372,7 +374,7 @@ def main() -> None:
     c.add_argument("--predictor_depth", type=int, default=4)
     c.add_argument(
         "--pooling",
-        choices=("deep", "tokens"),
+        choices=POOLING,
         default="deep",
         help="image-level embedding given to SIGReg (MaskedConvEncoder pooling)",
     )
@@ -406,8 +408,10 @@ def main() -> None:
     s.add_argument("--seeds", nargs="*", type=int, default=[], help="seeds of the sweep (default: --seed)")
     s.add_argument("--baselines", nargs="*", default=["random", "unet"])
     s.add_argument("--counts", nargs="+", default=[5, 10, 20, 200])
-    s.add_argument("--ft_steps", type=int, default=800, help="optimiser steps per run with at most 20 labels")
-    s.add_argument("--ft_steps_all", type=int, default=1600, help="optimiser steps per run with more than 20 labels")
+    s.add_argument("--ft_steps", type=int, default=FT_STEPS, help="optimiser steps per run with at most 20 labels")
+    s.add_argument(
+        "--ft_steps_all", type=int, default=FT_STEPS_ALL, help="optimiser steps per run with more than 20 labels"
+    )
     s.add_argument("--batch_size", type=int, default=2)
     s.add_argument("--lr", type=float, default=1e-3)
     s.add_argument("--feature_size", type=int, default=16)
