@@ -246,20 +246,22 @@ def cmd_pooling_spread(args) -> None:
 
     _, test = load_split()
     x = torch.stack([i["image"] for i in test[: args.num_volumes]])
+    torch.manual_seed(args.seed)  # the random-init row is reproducible
     nets = {"random_init": build_unet()}
     for spec in args.unet_init:
         name, path = spec.split("=", 1)
         nets[name] = load_pretrained_encoder(path, build_unet(), prefix="encoder.net.")
     rows = []
     for name, net in nets.items():
-        for pooling in ("deep", "tokens"):
+        for pooling in POOLING:
             enc = MaskedConvEncoder(net, tuple(x.shape[2:]), pooling=pooling).eval()
             with torch.no_grad():
                 pooled = enc(x)[1].float()
             rows.append({"network": name, "pooling": pooling, "dim": int(pooled.shape[1]),
                          "embedding_std": embedding_std(pooled), "isotropic": pooled.shape[1] ** -0.5})  # fmt: skip
             print(json.dumps(rows[-1]))
-    payload = {"num_volumes": int(x.shape[0]), "unet_init": args.unet_init, "rows": rows, "provenance": provenance()}
+    payload = {"num_volumes": int(x.shape[0]), "seed": args.seed, "unet_init": args.unet_init, "rows": rows,
+               "provenance": provenance()}  # fmt: skip
     atomic_write_text(OUT / "pooling_spread.json", json.dumps(payload, indent=4) + "\n")
 
 
@@ -361,6 +363,7 @@ def main() -> None:
     ps = sub.add_parser("pooling_spread")
     ps.add_argument("--unet_init", nargs="*", default=[], help="name=checkpoint of pretrained MaskedConvEncoder UNets")
     ps.add_argument("--num_volumes", type=int, default=24, help="first test volumes to embed")
+    ps.add_argument("--seed", type=int, default=0, help="seed of the random-init UNet")
     r = sub.add_parser("report_cnn")
     r.add_argument("--sources", nargs="+", required=True, help="segment_*.json files under the results folder")
     r.add_argument("--reference", default="unet_scratch", help="method the paired differences refer to")
