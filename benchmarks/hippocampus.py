@@ -24,7 +24,7 @@ from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Normalize
 
 from benchmarks._common import RESULTS, provenance
 from benchmarks._pretrain3d import OBJECTIVES, build_encoder, pretrain, pretrain_masked_cnn, pretrain_recon_contrast
-from monai_jepa.evaluation import segmentation_label_sweep
+from monai_jepa.evaluation import segmentation_augmentation, segmentation_label_sweep
 from monai_jepa.networks import JEPASegmenter, encoder_parameter_names, load_pretrained_encoder
 from monai_jepa.networks.masked_conv import POOLING
 from monai_jepa.utils.fileio import atomic_write_text
@@ -171,12 +171,15 @@ def cmd_segment(args) -> None:
     elif args.unet_encoder_lr_scale != 1.0:  # the UNet's encoder path at a fraction of the learning rate
         lr_scales = dict.fromkeys(encoder_parameter_names(build_unet()), args.unet_encoder_lr_scale)
         factories = {f"{name}_enclr{args.unet_encoder_lr_scale:g}": make for name, make in factories.items()}
+    if args.augment != "flip":
+        factories = {f"{name}_aug{args.augment}": make for name, make in factories.items()}
     records = []
     for seed in args.seeds if args.seeds else [args.seed]:
         records += segmentation_label_sweep(
             factories, pool, test, counts, num_classes=3, steps=budget, seed=seed,
             evaluate_kwargs={"class_names": CLASSES, "amp": args.amp}, batch_size=args.batch_size,
             learning_rate=args.lr, flip_axes=(0,), amp=args.amp, lr_scales=lr_scales,
+            augment=segmentation_augmentation() if args.augment == "strong" else None,
         )  # fmt: skip
         _write_segment(args, records, factories, counts, ekw)
 
@@ -190,7 +193,7 @@ def _write_segment(args, records, factories, counts, ekw) -> None:
                "random_init_encoder": ekw, "counts": counts,
                "encoder_lr_scale": args.encoder_lr_scale, "unet_prefix": args.unet_prefix,
                "freeze_encoder": args.freeze_encoder, "unet_encoder_lr_scale": args.unet_encoder_lr_scale,
-               "unet_encoder_only": args.unet_encoder_only,
+               "unet_encoder_only": args.unet_encoder_only, "augment": args.augment,
                "provenance": provenance()}  # fmt: skip
     atomic_write_text(OUT / f"segment_{args.tag}.json", json.dumps(payload, indent=4) + "\n")
 
@@ -432,6 +435,12 @@ def main() -> None:
         type=float,
         default=1.0,
         help="learning-rate factor of the UNet rows' encoder path (the decoder path at the full rate)",
+    )
+    s.add_argument(
+        "--augment",
+        choices=("flip", "strong"),
+        default="flip",
+        help="fine-tuning augmentation: left-right flips only, or also segmentation_augmentation()",
     )
     args = p.parse_args()
     {

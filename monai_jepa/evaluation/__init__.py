@@ -50,7 +50,12 @@ from .protocols import (
     summarize_runs,
 )
 from .report import format_report, json_safe, plot_label_efficiency, run_provenance, write_report
-from .segmentation import evaluate_segmentation, fine_tune_segmentation, segmentation_label_sweep
+from .segmentation import (
+    evaluate_segmentation,
+    fine_tune_segmentation,
+    segmentation_augmentation,
+    segmentation_label_sweep,
+)
 from .suite import DEFAULT_PROTOCOLS, EvaluationSuite, load_checkpoint_state, reinit_factory
 
 __all__ = [
@@ -100,6 +105,7 @@ __all__ = [
     "reinit_factory",
     "run_provenance",
     "scanner_shift_curve",
+    "segmentation_augmentation",
     "segmentation_label_sweep",
     "shift_parameter",
     "split_batch",

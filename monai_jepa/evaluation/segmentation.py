@@ -28,6 +28,14 @@ from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
 from monai.metrics import compute_dice, compute_hausdorff_distance
 from monai.networks.utils import one_hot
+from monai.transforms import (
+    Compose,
+    RandAdjustContrastd,
+    RandAffined,
+    Randomizable,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+)
 from monai.utils import CommonKeys as Keys
 
 from monai_jepa.engines.schedulers import warmup_cosine
@@ -36,7 +44,35 @@ from monai_jepa.inferers.autocast import AutocastInferer
 from monai_jepa.losses.finite import FiniteLoss
 from monai_jepa.utils.module import require_package
 
-__all__ = ["evaluate_segmentation", "fine_tune_segmentation", "segmentation_label_sweep"]
+__all__ = ["evaluate_segmentation", "fine_tune_segmentation", "segmentation_augmentation", "segmentation_label_sweep"]
+
+
+def segmentation_augmentation(
+    prob: float = 0.5, rotate_degrees: float = 15.0, scale: float = 0.1, intensity: float = 0.1
+) -> Compose:
+    """
+    The standard spatial and intensity augmentation of few-label 3D segmentation, for
+    :func:`fine_tune_segmentation`'s ``augment``, on items ``{"image": (C, *S), "label": (1, *S)}``: a random
+    rotation (each axis up to ``rotate_degrees``) and isotropic-per-axis scaling (``1 +- scale``) of image (bilinear)
+    and label (nearest) together, the spatial size kept, applied with probability ``prob``; then, on the image only,
+    a random intensity scaling and shift (``+- intensity``, each with probability ``prob``) and a random gamma
+    (0.7 to 1.5, probability ``prob / 2``). Flips are left to ``flip_axes``, which knows the label semantics.
+
+    Returns:
+        a seeded-by-caller MONAI ``Compose`` (``set_random_state`` propagates to every random transform).
+    """
+    angle = float(np.deg2rad(rotate_degrees))
+    return Compose(
+        [
+            RandAffined(
+                keys=("image", "label"), prob=prob, rotate_range=(angle, angle, angle), scale_range=scale,
+                mode=("bilinear", "nearest"), padding_mode="zeros",
+            ),  # fmt: skip
+            RandScaleIntensityd(keys="image", factors=intensity, prob=prob),
+            RandShiftIntensityd(keys="image", offsets=intensity, prob=prob),
+            RandAdjustContrastd(keys="image", gamma=(0.7, 1.5), prob=prob / 2),
+        ]
+    )
 
 
 def _check_items(items: Sequence[Mapping[str, Any]], name: str, need_label: bool = True) -> None:
@@ -72,6 +108,7 @@ def fine_tune_segmentation(
     seed: int = 0,
     log_every: int = 0,
     lr_scales: Mapping[str, float] | None = None,
+    augment: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """
     Train ``network`` for exactly ``steps`` optimiser steps on whole labelled volumes, with MONAI's
@@ -102,6 +139,9 @@ def fine_tune_segmentation(
             first matching prefix wins); the others at ``learning_rate``. A factor of 0 freezes the parameters
             (``requires_grad`` is turned off, no gradient is computed for them): the frozen-encoder protocol, with
             the names of :func:`~monai_jepa.networks.encoder_parameter_names`.
+        augment: dictionary transform applied to each drawn item ``{"image": (C, *S), "label": (1, *S)}`` before the
+            flips, e.g. :func:`segmentation_augmentation`; it must keep the spatial size. A MONAI ``Randomizable``
+            is seeded from ``seed``, so a run is reproducible.
 
     Returns:
         ``{"steps", "seconds", "final_loss" (mean of the last 10 steps), "losses" (per step), "num_labelled",
@@ -135,7 +175,9 @@ def fine_tune_segmentation(
         device=device,
         max_epochs=1,
         epoch_length=steps,
-        train_data_loader=_VolumeBatches(train_items, min(batch_size, len(train_items)), steps, flip_axes, seed),
+        train_data_loader=_VolumeBatches(
+            train_items, min(batch_size, len(train_items)), steps, flip_axes, seed, augment
+        ),
         network=network,
         optimizer=optimizer,
         loss_function=FiniteLoss(DiceCELoss(to_onehot_y=True, softmax=True), "segmentation"),
@@ -164,17 +206,32 @@ def fine_tune_segmentation(
 
 
 class _VolumeBatches:
-    """``steps`` batches ``{"image", "label"}`` of whole volumes: a seeded permutation, reshuffled each pass, and
-    random flips along ``flip_axes`` (probability 0.5 per volume and axis), drawn from one generator."""
+    """``steps`` batches ``{"image", "label"}`` of whole volumes: a seeded permutation, reshuffled each pass, the
+    optional ``augment`` transform per volume, and random flips along ``flip_axes`` (probability 0.5 per volume and
+    axis), drawn from one generator."""
 
-    def __init__(self, items: Sequence[Mapping[str, Any]], batch_size: int, steps: int, flip_axes, seed: int) -> None:
+    def __init__(self, items, batch_size: int, steps: int, flip_axes, seed: int, augment=None) -> None:
         self.items, self.batch_size, self.steps, self.flip_axes, self.seed = items, batch_size, steps, flip_axes, seed
+        self.augment = augment
+
+    def _draw(self, idx: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.augment is None:
+            return _batch(self.items, idx, "image").float(), _batch(self.items, idx, "label").long()
+        out = [self.augment({"image": torch.as_tensor(self.items[int(i)]["image"]).float(),
+                             "label": torch.as_tensor(self.items[int(i)]["label"])}) for i in idx]  # fmt: skip
+        image = torch.stack([torch.as_tensor(o["image"]).float() for o in out])
+        label = torch.stack([torch.as_tensor(o["label"]).round().long() for o in out])
+        if image.shape[2:] != label.shape[2:] or label.shape[2:] != torch.as_tensor(self.items[0]["label"]).shape[1:]:
+            raise ValueError(f"augment changed the spatial size to {tuple(image.shape[2:])}; it must keep it.")
+        return image.as_subclass(torch.Tensor), label.as_subclass(torch.Tensor)
 
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self):
         gen = torch.Generator().manual_seed(self.seed)
+        if isinstance(self.augment, Randomizable):
+            self.augment.set_random_state(seed=self.seed)
         order: list[int] = []
         pos, bs = 0, self.batch_size
         for _ in range(self.steps):
@@ -182,7 +239,7 @@ class _VolumeBatches:
                 order, pos = torch.randperm(len(self.items), generator=gen).tolist(), 0
             idx = order[pos : pos + bs]
             pos += bs
-            x, y = _batch(self.items, idx, "image").float(), _batch(self.items, idx, "label").long()
+            x, y = self._draw(idx)
             for axis in self.flip_axes:
                 flip = torch.rand(bs, generator=gen) < 0.5
                 x[flip], y[flip] = x[flip].flip(axis + 1), y[flip].flip(axis + 1)

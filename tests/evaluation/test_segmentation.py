@@ -17,7 +17,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-from monai_jepa.evaluation import evaluate_segmentation, fine_tune_segmentation, segmentation_label_sweep
+from monai_jepa.evaluation import (
+    evaluate_segmentation,
+    fine_tune_segmentation,
+    segmentation_augmentation,
+    segmentation_label_sweep,
+)
+from monai_jepa.evaluation.segmentation import _VolumeBatches
 
 
 class _OneHotOfInput(nn.Module):
@@ -170,3 +176,28 @@ def test_zero_lr_factor_freezes_the_encoder_path():
     assert any(not torch.equal(before[k], after[k]) for k in after if k not in frozen)
     with pytest.raises(ValueError, match="freezes every parameter"):
         fine_tune_segmentation(UNet(3, 1, 2, (4, 8), (2,)), items, 2, steps=1, lr_scales={"": 0.0})
+
+
+def test_augmentation_moves_image_and_label_together_and_is_seeded():
+    lab = _cube((16, 20, 16), (4, 5, 4), (12, 15, 12))
+    items = [{"image": lab.float()[None] * 2.0, "label": lab[None]}]
+    aug = segmentation_augmentation(prob=1.0, intensity=0.0)  # spatial always, intensity unchanged but the gamma
+    draws = [list(_VolumeBatches(items, 1, 4, (), seed, aug)) for seed in (0, 0, 1)]
+    for batch in draws[0]:
+        x, y = batch["image"], batch["label"]
+        assert x.shape == (1, 1, 16, 20, 16) and y.dtype == torch.long and set(y.unique().tolist()) <= {0, 1}
+        assert not torch.equal(y, lab[None, None])  # rotated / scaled
+        # the image was warped with the label: the bright region is where the label says
+        assert x[y == 1].mean() > 1.5 and x[y == 0].mean() < 0.5
+    assert all(torch.equal(a["label"], b["label"]) for a, b in zip(draws[0], draws[1]))
+    assert not all(torch.equal(a["label"], b["label"]) for a, b in zip(draws[0], draws[2]))
+
+
+def test_augmented_fine_tuning_runs_the_budget_and_rejects_size_changes():
+    from monai.transforms import SpatialPadd
+
+    out = fine_tune_segmentation(_tiny_net(), _blob_items(3, 0), 2, steps=4, augment=segmentation_augmentation())
+    assert out["steps"] == 4 and all(math.isfinite(v) for v in out["losses"])
+    with pytest.raises(ValueError, match="spatial size"):
+        fine_tune_segmentation(_tiny_net(), _blob_items(3, 0), 2, steps=2,
+                               augment=SpatialPadd(("image", "label"), (14, 12, 12)))  # fmt: skip
