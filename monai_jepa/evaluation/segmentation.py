@@ -65,9 +65,13 @@ def segmentation_augmentation(
     return Compose(
         [
             RandAffined(
-                keys=("image", "label"), prob=prob, rotate_range=(angle, angle, angle), scale_range=scale,
-                mode=("bilinear", "nearest"), padding_mode="zeros",
-            ),  # fmt: skip
+                keys=("image", "label"),
+                prob=prob,
+                rotate_range=(angle, angle, angle),
+                scale_range=scale,
+                mode=("bilinear", "nearest"),
+                padding_mode="zeros",
+            ),
             RandScaleIntensityd(keys="image", factors=intensity, prob=prob),
             RandShiftIntensityd(keys="image", offsets=intensity, prob=prob),
             RandAdjustContrastd(keys="image", gamma=(0.7, 1.5), prob=prob / 2),
@@ -217,8 +221,10 @@ class _VolumeBatches:
     def _draw(self, idx: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.augment is None:
             return _batch(self.items, idx, "image").float(), _batch(self.items, idx, "label").long()
-        out = [self.augment({"image": torch.as_tensor(self.items[int(i)]["image"]).float(),
-                             "label": torch.as_tensor(self.items[int(i)]["label"])}) for i in idx]  # fmt: skip
+        out = []
+        for i in idx:
+            item = self.items[int(i)]
+            out.append(self.augment({"image": torch.as_tensor(item["image"]).float(), "label": item["label"]}))
         image = torch.stack([torch.as_tensor(o["image"]).float() for o in out])
         label = torch.stack([torch.as_tensor(o["label"]).round().long() for o in out])
         if image.shape[2:] != label.shape[2:] or label.shape[2:] != torch.as_tensor(self.items[0]["label"]).shape[1:]:
