@@ -184,7 +184,7 @@ def finetune_and_test(datalist: dict, train_ids, test_id, weights, seed: int, it
 
 def run(seeds=(0, 1, 2), counts=COUNTS, iterations: int = 150, work: str = "/tmp/cine_lv", threads: int = 2) -> None:
     """Pretrain once per seed (bundle defaults), then all folds x label counts x {pretrained, random init}."""
-    from monai_jepa.data import sunnybrook_datalist
+    from monai_jepa.apps.datasets import sunnybrook_datalist
 
     torch.set_num_threads(threads)
     datalist = sunnybrook_datalist(SHARED / "sunnybrook_cine")

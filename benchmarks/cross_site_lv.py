@@ -102,7 +102,8 @@ def load_acdc() -> dict[str, list[dict]]:
 
 def load_sunnybrook() -> tuple[dict[str, list[dict]], list[dict]]:
     """Sunnybrook: labelled ED / ES frames by patient, and every frame of every clip unlabelled."""
-    from monai_jepa.data import load_cine, load_frame_mask, sunnybrook_datalist
+    from monai_jepa.apps.datasets import sunnybrook_datalist
+    from monai_jepa.data import load_cine, load_frame_mask
 
     datalist = sunnybrook_datalist(SHARED / "sunnybrook_cine")
     root = Path(datalist["root"])

@@ -12,6 +12,9 @@
 
 - :mod:`monai_jepa.apps.deid`: DICOM de-identification (PS3.15 Annex E Basic Application Level Confidentiality
   Profile), behind ``python -m monai_jepa anonymize``.
+- :mod:`monai_jepa.apps.datasets`: datalist builders for the layouts of public datasets (ChestX-ray14, CheXpert,
+  MIMIC-CXR, MSD, LIDC-IDRI, BraTS, ACDC, Sunnybrook, PCam, CAMELYON, fundus and dermoscopy sets), behind
+  ``python -m monai_jepa datalist``.
 """
 
 __all__: list[str] = []

@@ -8,10 +8,12 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Data: datalists for public dataset layouts, one source resolver, MedMNIST, demo data, readers and preprocessing.
+"""Data: datalists, one source resolver, MedMNIST, demo data, readers and preprocessing.
 
 Datalist builders are registered by name (see :func:`list_datalists`) and used through :func:`build_datalist` or the
-command line ``python -m monai_jepa datalist <dataset> <root> --out <json>``. :func:`resolve_source` (2D:
+command line ``python -m monai_jepa datalist <dataset> <root> --out <json>``: the generic layouts (a NIfTI folder, a
+DICOM tree, an image table) here, the public datasets' layouts (ChestX-ray14, CheXpert, MIMIC-CXR, MSD, LIDC-IDRI,
+BraTS, ACDC, Sunnybrook, PCam, CAMELYON, fundus and dermoscopy sets) in :mod:`monai_jepa.apps.datasets`. :func:`resolve_source` (2D:
 :func:`resolve_image_source`, 3D: :func:`resolve_volume_source`) turns any supported path into a dataset. DICOM is read
 through :mod:`monai_jepa.data.dicom`. Every data problem raises a subclass of :class:`DataError` naming the file or
 key and what was expected. The loading transforms are in :mod:`monai_jepa.transforms`.
@@ -22,22 +24,12 @@ from monai_jepa.transforms.io import load_cxr_dicom  # moved to monai_jepa.trans
 from .cache import FailSafeCacheDataset
 from .cine import (
     CINE_SOURCE_KINDS,
-    acdc_cine_datalist,
     cine_datalist,
     dicom_cine_clips,
     load_cine,
     load_frame_mask,
     make_demo_cine,
     rasterize_contour,
-    sunnybrook_datalist,
-)
-from .cxr import (
-    CHESTXRAY14_FINDINGS,
-    CHEXPERT_OBSERVATIONS,
-    chestxray14_datalist,
-    chexpert_datalist,
-    dicom_cxr_datalist,
-    mimic_cxr_datalist,
 )
 from .datalist import (
     DATALIST_BUILDERS,
@@ -95,3 +87,20 @@ from .sources import (
     volume_preprocessing,
 )
 from .video import VIDEO_SUFFIXES, is_video, load_video, video_clips
+
+#: names that moved to :mod:`monai_jepa.apps.datasets`; still importable from here, with a deprecation warning.
+_MOVED = {
+    "CHESTXRAY14_FINDINGS", "CHEXPERT_OBSERVATIONS", "chestxray14_datalist", "chexpert_datalist",
+    "dicom_cxr_datalist", "mimic_cxr_datalist", "acdc_cine_datalist", "sunnybrook_datalist",
+}  # fmt: skip
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import warnings
+
+        from monai_jepa.apps import datasets
+
+        warnings.warn(f"monai_jepa.data.{name} moved to monai_jepa.apps.datasets.{name}.", DeprecationWarning, 2)
+        return getattr(datasets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,6 @@ generated demo data.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Sequence
@@ -39,7 +38,7 @@ from monai.utils import look_up_option, optional_import
 from monai_jepa.utils.dist import get_rank, is_dist
 from monai_jepa.utils.flags import as_bool
 
-from .datalist import dataset_root, make_datalist, patient_split, register_datalist, write_datalist
+from .datalist import build_datalist, make_datalist, patient_split, write_datalist
 from .dicom import find_dicom_files, load_cine_dicom, read_header
 from .errors import EmptyDatasetError, InvalidImageError, LayoutError, MissingFileError, ShapeMismatchError
 from .io import check_datalist
@@ -50,14 +49,12 @@ nib, _ = optional_import("nibabel")
 
 __all__ = [
     "CINE_SOURCE_KINDS",
-    "acdc_cine_datalist",
     "cine_datalist",
     "dicom_cine_clips",
     "load_cine",
     "load_frame_mask",
     "make_demo_cine",
     "rasterize_contour",
-    "sunnybrook_datalist",
 ]
 
 logger = logging.getLogger(__name__)
@@ -262,116 +259,6 @@ def dicom_cine_clips(root: str | os.PathLike) -> list[dict[str, Any]]:
     return clips
 
 
-def _image_number(path: str) -> int:
-    return int(Path(path).stem)
-
-
-@register_datalist("sunnybrook")
-def sunnybrook_datalist(root: str | os.PathLike, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0) -> dict:
-    """Datalist of the Sunnybrook Cardiac Data layout: one clip per slice, LV cavity labels on the ED and ES frames.
-
-    Layout: ``dicoms/<patient>/<n>.dcm`` (``n`` = InstanceNumber), ``contourfiles/<original id>/i-contours/
-    IM-0001-<nnnn>-icontour-manual.txt`` (endocardium, on the ED and ES frames) and ``o-contours`` (epicardium, on
-    ED only), ``link.csv`` mapping ``patient_id`` to ``original_id``. A slice with endocardium contours on two frames
-    gets ``label_frames`` ``{"ed": t, "es": t}`` (ED: the frame that also has an epicardium contour, else the later
-    one) and ``label_ed`` / ``label_es``; the other slices are unlabelled clips (for pretraining).
-
-    Raises:
-        LayoutError: no ``dicoms`` folder or ``link.csv``; the errors of :func:`dicom_cine_clips`.
-    """
-    root = dataset_root(root)
-    link = root / "link.csv"
-    if not (root / "dicoms").is_dir() or not link.is_file():
-        raise LayoutError(f"{root}: a Sunnybrook folder needs dicoms/ and link.csv.", root)
-    with open(link, newline="") as f:
-        original = {r["patient_id"]: r["original_id"] for r in csv.DictReader(f)}
-    items = []
-    for pid in sorted(original):
-        folder = root / "dicoms" / pid
-        if not folder.is_dir():
-            raise LayoutError(f"{folder}: listed in {link} but missing.", folder)
-        contours = root / "contourfiles" / original[pid]
-        for clip in dicom_cine_clips(folder):
-            clip["patient_id"] = pid
-            frame_of = {_image_number(p): t for t, p in enumerate(clip["image"])}
-            inner = {
-                frame_of[n]: str(p)
-                for p in sorted((contours / "i-contours").glob("IM-0001-*-icontour-manual.txt"))
-                if (n := int(p.name.split("-")[2])) in frame_of
-            }
-            outer = {
-                frame_of[int(p.name.split("-")[2])]
-                for p in (contours / "o-contours").glob("IM-0001-*-ocontour-manual.txt")
-                if int(p.name.split("-")[2]) in frame_of
-            }
-            if len(inner) == 2:
-                ed = next((t for t in inner if t in outer), max(inner))
-                es = next(t for t in inner if t != ed)
-                clip.update(label_frames={"ed": ed, "es": es}, label_ed=inner[ed], label_es=inner[es])
-            items.append(clip)
-    return make_datalist(
-        "sunnybrook",
-        root,
-        patient_split(items, fractions, seed),
-        "segmentation",
-        ["background", "lv_cavity"],
-        "Sunnybrook Cardiac Data (CC0 1.0; Radau et al., MIDAS J. 2009): short-axis cine MRI, LV endocardium "
-        "contours on the ED and ES frames.",
-    )
-
-
-def _info_cfg(path: Path) -> dict[str, str]:
-    """The ``key: value`` lines of an ACDC ``Info.cfg``."""
-    pairs = (line.split(":", 1) for line in path.read_text().splitlines() if ":" in line)
-    return {k.strip(): v.strip() for k, v in pairs}
-
-
-@register_datalist("acdc_cine")
-def acdc_cine_datalist(
-    root: str | os.PathLike, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0, label_value: int = 3
-) -> dict:
-    """Datalist of the ACDC layout: one clip per slice of each 4D cine, the ED / ES labels from the ground truth.
-
-    Layout (under ``root``, at any depth): ``<patient>/Info.cfg`` (``ED: n`` and ``ES: n``, 1-based frame numbers),
-    ``<patient>/<patient>_4d.nii.gz`` ``(H, W, Z, T)`` and ``<patient>_frame<nn>_gt.nii.gz`` ``(H, W, Z)`` for the
-    ED and ES frames (classes 1 RV, 2 myocardium, 3 LV cavity). Items: ``image`` (the 4D file), ``slice_index``,
-    and, with both label files, ``label_frames`` ``{"ed": t, "es": t}`` (0-based), ``label_ed`` / ``label_es`` and
-    ``label_value`` (the class :func:`load_frame_mask` keeps).
-
-    Raises:
-        LayoutError: no ``Info.cfg``, an ``Info.cfg`` without ED / ES, a missing ``_4d`` file, or ED / ES outside the
-            cine; each names the file.
-    """
-    root = dataset_root(root)
-    configs = sorted(root.rglob("Info.cfg"))
-    if not configs:
-        raise LayoutError(f"{root}: an ACDC folder needs <patient>/Info.cfg and <patient>/<patient>_4d.nii.gz.", root)
-    items = []
-    for cfg in configs:
-        pid, info = cfg.parent.name, _info_cfg(cfg)
-        cine = cfg.parent / f"{pid}_4d.nii.gz"
-        if not cine.is_file() or not {"ED", "ES"} <= set(info):
-            raise LayoutError(f"{cfg}: expected 'ED: n' and 'ES: n' lines and {cine.name} beside it.", cfg)
-        shape = nib.load(str(cine)).shape
-        frames = {p: int(info[p.upper()]) - 1 for p in ("ed", "es")}
-        if len(shape) != 4 or not all(0 <= t < shape[3] for t in frames.values()):
-            raise LayoutError(
-                f"{cfg}: ED / ES {frames} (0-based) must be frames of {cine.name} {shape} (H, W, Z, T).", cfg
-            )
-        gts = {p: cfg.parent / f"{pid}_frame{t + 1:02d}_gt.nii.gz" for p, t in frames.items()}
-        labelled = all(g.is_file() for g in gts.values())
-        for z in range(shape[2]):
-            item: dict[str, Any] = {"image": str(cine), "slice_index": z, "patient_id": pid}
-            if labelled:
-                item.update(
-                    label_frames=frames, label_value=label_value, **{f"label_{p}": str(g) for p, g in gts.items()}
-                )
-            items.append(item)
-    return make_datalist(
-        "acdc_cine", root, patient_split(items, fractions, seed), "segmentation", ["background", "lv_cavity"]
-    )
-
-
 def make_demo_cine(
     root: str | os.PathLike, num_cases: int = 6, size: Sequence[int] = (64, 64), num_frames: int = 16, seed: int = 0
 ) -> list[Path]:
@@ -498,9 +385,9 @@ def cine_datalist(
         kind = kind or ("acdc" if path.is_dir() and next(path.rglob("Info.cfg"), None) else None)
         kind = kind or ("dicom" if has_dicom else "video" if video_clips(path) else "nifti")
     if kind == "sunnybrook":
-        datalist = sunnybrook_datalist(path, fractions, seed)
+        datalist = build_datalist("sunnybrook", path, fractions=fractions, seed=seed)
     elif kind == "acdc":
-        datalist = acdc_cine_datalist(path, fractions, seed)
+        datalist = build_datalist("acdc_cine", path, fractions=fractions, seed=seed)
     else:
         root = path.parent if path.is_file() else path
         if kind == "dicom":

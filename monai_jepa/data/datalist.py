@@ -96,17 +96,16 @@ _SPLIT_ALIASES = {
 #: builder name -> builder function ``builder(root, **options) -> datalist dict``.
 DATALIST_BUILDERS: dict[str, Callable[..., dict]] = {}
 
-#: modules of ``monai_jepa.data`` that register builders; imported on first use of the registry.
+#: modules that register builders (generic layouts here, public datasets in :mod:`monai_jepa.apps.datasets`);
+#: imported on first use of the registry.
 BUILDER_MODULES: tuple[str, ...] = (
-    "cxr",
-    "medmnist",
-    "generic",
-    "histopathology",
-    "retina",
-    "dermatology",
-    "ct",
-    "mri",
-    "cine",
+    "monai_jepa.data.generic",
+    "monai_jepa.apps.datasets.cxr",
+    "monai_jepa.apps.datasets.histopathology",
+    "monai_jepa.apps.datasets.retina",
+    "monai_jepa.apps.datasets.dermatology",
+    "monai_jepa.apps.datasets.ct",
+    "monai_jepa.apps.datasets.mri",
 )
 
 
@@ -147,12 +146,10 @@ def register_datalist(name: str) -> Callable[[Callable[..., dict]], Callable[...
 
 def _import_builders() -> None:
     """Import the builder modules that exist; a module that exists but fails to import raises its error."""
-    package = __name__.rsplit(".", 1)[0]
-    for module in BUILDER_MODULES:
-        full_name = f"{package}.{module}"
-        if full_name in sys.modules or importlib.util.find_spec(full_name) is None:
+    for name in BUILDER_MODULES:
+        if name in sys.modules or importlib.util.find_spec(name) is None:
             continue
-        importlib.import_module(full_name)
+        importlib.import_module(name)
 
 
 def list_datalists() -> list[str]:

@@ -21,6 +21,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from monai_jepa.apps.datasets import sunnybrook_datalist
 from monai_jepa.data import (
     EmptyDatasetError,
     InvalidImageError,
@@ -34,7 +35,6 @@ from monai_jepa.data import (
     load_frame_mask,
     make_demo_cine,
     rasterize_contour,
-    sunnybrook_datalist,
 )
 from tests.data.test_io import write_dicom
 

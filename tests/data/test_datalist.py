@@ -223,7 +223,7 @@ def test_registry(tmp_path):
 def test_builder_import_skips_only_missing_modules(monkeypatch):
     monkeypatch.setattr(dl, "BUILDER_MODULES", ("module_that_does_not_exist",))
     dl._import_builders()  # absent module: skipped
-    monkeypatch.setattr(dl, "BUILDER_MODULES", ("demo",))
+    monkeypatch.setattr(dl, "BUILDER_MODULES", ("monai_jepa.data.demo",))
     monkeypatch.delitem(sys.modules, "monai_jepa.data.demo")
 
     def broken(name):
@@ -264,3 +264,14 @@ def test_split_and_make_datalist(tmp_path):
     )
     with pytest.raises(EmptyDatasetError, match="toy: no usable image"):
         split_and_make_datalist("toy", tmp_path, [], "binary", None, "", [], (0.6, 0.2, 0.2), 0, False)
+
+
+def test_builders_moved_to_apps_datasets_stay_importable_with_a_warning():
+    import monai_jepa.data as data
+    from monai_jepa.apps import datasets
+
+    with pytest.warns(DeprecationWarning, match="moved to monai_jepa.apps.datasets.chexpert_datalist"):
+        assert data.chexpert_datalist is datasets.chexpert_datalist
+    with pytest.raises(AttributeError, match="no attribute 'brats_datalist'"):
+        data.brats_datalist  # never exported from monai_jepa.data
+    assert {"chexpert", "brats", "sunnybrook", "acdc_cine", "nifti_folder"} <= set(list_datalists())

@@ -31,7 +31,7 @@ from monai_jepa.data.errors import (
     ShapeMismatchError,
     UnreadableFileError,
 )
-from tests.data.test_cxr import _csv, write_dicom
+from tests.apps.datasets.test_cxr import _csv, write_dicom
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 

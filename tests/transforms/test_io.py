@@ -43,7 +43,7 @@ from monai_jepa.transforms import (
     StackSequencesDict,
     load_cxr_dicom,
 )
-from tests.data.test_cxr import DATA, write_dicom
+from tests.apps.datasets.test_cxr import DATA, write_dicom
 from tests.data.test_io import SAMPLES, write_nifti, write_series
 
 

@@ -23,7 +23,7 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from monai_jepa.data.cxr import CHESTXRAY14_FINDINGS, CHEXPERT_OBSERVATIONS
+from monai_jepa.apps.datasets.cxr import CHESTXRAY14_FINDINGS, CHEXPERT_OBSERVATIONS
 from monai_jepa.data.datalist import SPLITS, build_datalist
 from monai_jepa.data.errors import (
     EmptyDatasetError,
@@ -32,7 +32,7 @@ from monai_jepa.data.errors import (
     UnreadableFileError,
 )
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 
 
 def _csv(path, header, rows):

@@ -21,11 +21,11 @@ import pytest
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from monai_jepa.data.ct import group_lidc_readings, read_lidc_xml
+from monai_jepa.apps.datasets.ct import group_lidc_readings, read_lidc_xml
 from monai_jepa.data.datalist import SPLITS, build_datalist
 from monai_jepa.data.errors import LayoutError, MissingFileError, UnreadableFileError
 
-HIPPOCAMPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "msd_task04_hippocampus"
+HIPPOCAMPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "msd_task04_hippocampus"
 MSD_LABELS = {"0": "background", "1": "Anterior", "2": "Posterior"}
 
 

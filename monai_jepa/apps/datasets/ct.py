@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from monai_jepa.data.datalist import dataset_root, make_datalist, patient_split, register_datalist, skip_or_raise
+from monai_jepa.data.dicom import DICOM_SUFFIXES, read_header
+from monai_jepa.data.errors import DataError, LayoutError, MissingFileError, UnreadableFileError
 from monai_jepa.utils.module import require_package
-
-from .datalist import dataset_root, make_datalist, patient_split, register_datalist, skip_or_raise
-from .dicom import DICOM_SUFFIXES, read_header
-from .errors import DataError, LayoutError, MissingFileError, UnreadableFileError
 
 __all__ = ["msd_datalist", "read_lidc_xml", "group_lidc_readings", "lidc_idri_datalist"]
 

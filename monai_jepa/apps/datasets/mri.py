@@ -8,20 +8,25 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Datalist builders for MRI layouts: BraTS (2021 and 2023 naming) and ACDC (cardiac cine MRI)."""
+"""Datalist builders for MRI layouts: BraTS (2021 and 2023 naming), ACDC (cardiac cine MRI: ED / ES volumes and cine
+clips) and the Sunnybrook Cardiac Data (cine DICOM with LV contours)."""
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from monai.utils import look_up_option
+from monai.utils import look_up_option, optional_import
 
-from .datalist import dataset_root, make_datalist, patient_split, register_datalist, skip_or_raise
-from .errors import DataError, LayoutError, MissingFileError, UnreadableFileError
+from monai_jepa.data.cine import dicom_cine_clips
+from monai_jepa.data.datalist import dataset_root, make_datalist, patient_split, register_datalist, skip_or_raise
+from monai_jepa.data.errors import DataError, LayoutError, MissingFileError, UnreadableFileError
+
+nib, _ = optional_import("nibabel")
 
 __all__ = [
     "BRATS_SEQUENCES",
@@ -31,6 +36,8 @@ __all__ = [
     "brats_datalist",
     "read_info_cfg",
     "acdc_datalist",
+    "acdc_cine_datalist",
+    "sunnybrook_datalist",
 ]
 
 #: file suffixes of the four sequences, in the fixed channel order T1, T1 post-contrast, T2, FLAIR
@@ -311,3 +318,107 @@ def acdc_datalist(
     datalist_task = "segmentation" if task == "segmentation" else "multiclass"
     description = "ACDC cardiac cine MRI, end-diastole and end-systole frames"
     return make_datalist("acdc", root, items, datalist_task, labels, description, skipped if skip_bad else None)
+
+
+def _image_number(path: str) -> int:
+    return int(Path(path).stem)
+
+
+@register_datalist("sunnybrook")
+def sunnybrook_datalist(root: str | os.PathLike, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0) -> dict:
+    """Datalist of the Sunnybrook Cardiac Data layout: one clip per slice, LV cavity labels on the ED and ES frames.
+
+    Layout: ``dicoms/<patient>/<n>.dcm`` (``n`` = InstanceNumber), ``contourfiles/<original id>/i-contours/
+    IM-0001-<nnnn>-icontour-manual.txt`` (endocardium, on the ED and ES frames) and ``o-contours`` (epicardium, on
+    ED only), ``link.csv`` mapping ``patient_id`` to ``original_id``. A slice with endocardium contours on two frames
+    gets ``label_frames`` ``{"ed": t, "es": t}`` (ED: the frame that also has an epicardium contour, else the later
+    one) and ``label_ed`` / ``label_es``; the other slices are unlabelled clips (for pretraining).
+
+    Raises:
+        LayoutError: no ``dicoms`` folder or ``link.csv``; the errors of :func:`dicom_cine_clips`.
+    """
+    root = dataset_root(root)
+    link = root / "link.csv"
+    if not (root / "dicoms").is_dir() or not link.is_file():
+        raise LayoutError(f"{root}: a Sunnybrook folder needs dicoms/ and link.csv.", root)
+    with open(link, newline="") as f:
+        original = {r["patient_id"]: r["original_id"] for r in csv.DictReader(f)}
+    items = []
+    for pid in sorted(original):
+        folder = root / "dicoms" / pid
+        if not folder.is_dir():
+            raise LayoutError(f"{folder}: listed in {link} but missing.", folder)
+        contours = root / "contourfiles" / original[pid]
+        for clip in dicom_cine_clips(folder):
+            clip["patient_id"] = pid
+            frame_of = {_image_number(p): t for t, p in enumerate(clip["image"])}
+            inner = {
+                frame_of[n]: str(p)
+                for p in sorted((contours / "i-contours").glob("IM-0001-*-icontour-manual.txt"))
+                if (n := int(p.name.split("-")[2])) in frame_of
+            }
+            outer = {
+                frame_of[int(p.name.split("-")[2])]
+                for p in (contours / "o-contours").glob("IM-0001-*-ocontour-manual.txt")
+                if int(p.name.split("-")[2]) in frame_of
+            }
+            if len(inner) == 2:
+                ed = next((t for t in inner if t in outer), max(inner))
+                es = next(t for t in inner if t != ed)
+                clip.update(label_frames={"ed": ed, "es": es}, label_ed=inner[ed], label_es=inner[es])
+            items.append(clip)
+    return make_datalist(
+        "sunnybrook",
+        root,
+        patient_split(items, fractions, seed),
+        "segmentation",
+        ["background", "lv_cavity"],
+        "Sunnybrook Cardiac Data (CC0 1.0; Radau et al., MIDAS J. 2009): short-axis cine MRI, LV endocardium "
+        "contours on the ED and ES frames.",
+    )
+
+
+@register_datalist("acdc_cine")
+def acdc_cine_datalist(
+    root: str | os.PathLike, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0, label_value: int = 3
+) -> dict:
+    """Datalist of the ACDC layout: one clip per slice of each 4D cine, the ED / ES labels from the ground truth.
+
+    Layout (under ``root``, at any depth): ``<patient>/Info.cfg`` (``ED: n`` and ``ES: n``, 1-based frame numbers),
+    ``<patient>/<patient>_4d.nii.gz`` ``(H, W, Z, T)`` and ``<patient>_frame<nn>_gt.nii.gz`` ``(H, W, Z)`` for the
+    ED and ES frames (classes 1 RV, 2 myocardium, 3 LV cavity). Items: ``image`` (the 4D file), ``slice_index``,
+    and, with both label files, ``label_frames`` ``{"ed": t, "es": t}`` (0-based), ``label_ed`` / ``label_es`` and
+    ``label_value`` (the class :func:`load_frame_mask` keeps).
+
+    Raises:
+        LayoutError: no ``Info.cfg``, an ``Info.cfg`` without ED / ES, a missing ``_4d`` file, or ED / ES outside the
+            cine; each names the file.
+    """
+    root = dataset_root(root)
+    configs = sorted(root.rglob("Info.cfg"))
+    if not configs:
+        raise LayoutError(f"{root}: an ACDC folder needs <patient>/Info.cfg and <patient>/<patient>_4d.nii.gz.", root)
+    items = []
+    for cfg in configs:
+        pid, info = cfg.parent.name, read_info_cfg(cfg)
+        cine = cfg.parent / f"{pid}_4d.nii.gz"
+        if not cine.is_file() or not {"ED", "ES"} <= set(info):
+            raise LayoutError(f"{cfg}: expected 'ED: n' and 'ES: n' lines and {cine.name} beside it.", cfg)
+        shape = nib.load(str(cine)).shape
+        frames = {p: int(info[p.upper()]) - 1 for p in ("ed", "es")}
+        if len(shape) != 4 or not all(0 <= t < shape[3] for t in frames.values()):
+            raise LayoutError(
+                f"{cfg}: ED / ES {frames} (0-based) must be frames of {cine.name} {shape} (H, W, Z, T).", cfg
+            )
+        gts = {p: cfg.parent / f"{pid}_frame{t + 1:02d}_gt.nii.gz" for p, t in frames.items()}
+        labelled = all(g.is_file() for g in gts.values())
+        for z in range(shape[2]):
+            item: dict[str, Any] = {"image": str(cine), "slice_index": z, "patient_id": pid}
+            if labelled:
+                item.update(
+                    label_frames=frames, label_value=label_value, **{f"label_{p}": str(g) for p, g in gts.items()}
+                )
+            items.append(item)
+    return make_datalist(
+        "acdc_cine", root, patient_split(items, fractions, seed), "segmentation", ["background", "lv_cavity"]
+    )

@@ -29,8 +29,15 @@ from typing import Any
 
 from monai.utils import look_up_option
 
-from .datalist import dataset_root, index_files, read_table, register_datalist, skip_or_raise, split_and_make_datalist
-from .errors import DataError, LayoutError, MissingFileError, UnreadableFileError
+from monai_jepa.data.datalist import (
+    dataset_root,
+    index_files,
+    read_table,
+    register_datalist,
+    skip_or_raise,
+    split_and_make_datalist,
+)
+from monai_jepa.data.errors import DataError, LayoutError, MissingFileError, UnreadableFileError
 
 __all__ = ["ICDR_GRADES", "MESSIDOR1_GRADES", "eyepacs_datalist", "aptos2019_datalist", "messidor_datalist"]
 

@@ -23,7 +23,7 @@ from PIL import Image
 
 from monai_jepa.data.datalist import build_datalist
 from monai_jepa.data.errors import MissingFileError, ShapeMismatchError, UnreadableFileError
-from monai_jepa.data.histopathology import (
+from monai_jepa.apps.datasets.histopathology import (
     PCamDataset,
     expand_tiling_plan,
     pcam_file,

@@ -17,7 +17,7 @@ import pytest
 
 from monai_jepa.data.datalist import SPLITS, build_datalist
 from monai_jepa.data.errors import LayoutError, MissingFileError
-from monai_jepa.data.mri import ACDC_GROUPS, ACDC_LABELS, BRATS_LABELS, read_info_cfg
+from monai_jepa.apps.datasets.mri import ACDC_GROUPS, ACDC_LABELS, BRATS_LABELS, read_info_cfg
 
 
 def _items(datalist):

@@ -20,8 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .datalist import dataset_root, index_files, read_table, register_datalist, skip_or_raise, split_and_make_datalist
-from .errors import DataError, LayoutError, MissingFileError
+from monai_jepa.data.datalist import (
+    dataset_root,
+    index_files,
+    read_table,
+    register_datalist,
+    skip_or_raise,
+    split_and_make_datalist,
+)
+from monai_jepa.data.errors import DataError, LayoutError, MissingFileError
 
 __all__ = [
     "HAM10000_CLASSES",

@@ -39,9 +39,16 @@ from typing import Any
 
 from monai.utils import look_up_option
 
-from .datalist import dataset_root, make_datalist, patient_split, read_table, register_datalist, skip_or_raise
-from .dicom import find_dicom_files, read_header
-from .errors import (
+from monai_jepa.data.datalist import (
+    dataset_root,
+    make_datalist,
+    patient_split,
+    read_table,
+    register_datalist,
+    skip_or_raise,
+)
+from monai_jepa.data.dicom import find_dicom_files, read_header
+from monai_jepa.data.errors import (
     DataError,
     EmptyDatasetError,
     InvalidImageError,
@@ -49,7 +56,7 @@ from .errors import (
     MissingFileError,
     UnreadableFileError,
 )
-from .generic import _table_labels
+from monai_jepa.data.generic import _table_labels
 
 __all__ = [
     "CHESTXRAY14_FINDINGS",

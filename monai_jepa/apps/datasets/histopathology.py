@@ -34,10 +34,16 @@ from monai.data import Dataset
 from monai.transforms import apply_transform
 from monai.utils import look_up_option, optional_import
 
+from monai_jepa.data.datalist import (
+    dataset_root,
+    make_datalist,
+    patient_split,
+    read_table,
+    register_datalist,
+    skip_or_raise,
+)
+from monai_jepa.data.errors import DataError, LayoutError, MissingFileError, ShapeMismatchError, UnreadableFileError
 from monai_jepa.utils.module import require_package
-
-from .datalist import dataset_root, make_datalist, patient_split, read_table, register_datalist, skip_or_raise
-from .errors import DataError, LayoutError, MissingFileError, ShapeMismatchError, UnreadableFileError
 
 h5py, _ = optional_import("h5py")
 
@@ -87,7 +93,7 @@ def _pcam_path(root: Path, split: str, kind: str) -> Path:
 
 def _read_h5(path: Path, key: str, shape_tail: tuple[int, ...], read: bool) -> tuple[int, np.ndarray | None]:
     """Check ``path[key]`` has shape ``(N, *shape_tail)``; return ``N`` and, if ``read``, the whole array."""
-    require_package("h5py", "monai_jepa.data.histopathology", "PatchCamelyon HDF5 files")
+    require_package("h5py", "monai_jepa.apps.datasets.histopathology", "PatchCamelyon HDF5 files")
     try:
         with h5py.File(path, "r") as f:
             if key not in f:
