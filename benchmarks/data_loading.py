@@ -2,8 +2,8 @@
 # Licensed under the Apache License, Version 2.0; see LICENSE.
 """Loading speed of 3D volumes with a realistic preprocessing, without and with MONAI's caching datasets.
 
-Preprocessing (``monai_jepa.data.presets.mri_preset``): load, channel first, orientation RAS, resampling, z-score on
-non-zero voxels (labels resampled nearest). Data:
+Preprocessing (``monai_jepa.transforms.presets.mri_preset``): load, channel first, orientation RAS, resampling,
+z-score on non-zero voxels (labels resampled nearest). Data:
 
 * ``hippocampus``: MSD Task04 Hippocampus, image + label NIfTI pairs (~35 x 50 x 35, 1 mm), resampled to 1 mm;
 * ``tcia``: TCIA Brain-Tumor-Progression, 8 DICOM series (260 x 320 x ~25, 0.69 x 0.69 x 6.5 mm), resampled to
@@ -33,7 +33,7 @@ import torch
 from monai.data import CacheDataset, Dataset, ITKReader, PersistentDataset, PydicomReader
 
 from benchmarks._common import write_results
-from monai_jepa.data.presets import mri_preset
+from monai_jepa.transforms.presets import mri_preset
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -13,13 +13,21 @@
 Datalist builders are registered by name (see :func:`list_datalists`) and used through :func:`build_datalist` or the
 command line ``python -m monai_jepa datalist <dataset> <root> --out <json>``: the generic layouts (a NIfTI folder, a
 DICOM tree, an image table) here, the public datasets' layouts (ChestX-ray14, CheXpert, MIMIC-CXR, MSD, LIDC-IDRI,
-BraTS, ACDC, Sunnybrook, PCam, CAMELYON, fundus and dermoscopy sets) in :mod:`monai_jepa.apps.datasets`. :func:`resolve_source` (2D:
-:func:`resolve_image_source`, 3D: :func:`resolve_volume_source`) turns any supported path into a dataset. DICOM is read
+BraTS, ACDC, Sunnybrook, PCam, CAMELYON, fundus and dermoscopy sets) in :mod:`monai_jepa.apps.datasets`.
+:func:`resolve_source` (2D: :func:`resolve_image_source`, 3D: :func:`resolve_volume_source`) turns any supported path
+into a dataset. DICOM is read
 through :mod:`monai_jepa.data.dicom`. Every data problem raises a subclass of :class:`DataError` naming the file or
 key and what was expected. The loading transforms are in :mod:`monai_jepa.transforms`.
 """
 
 from monai_jepa.transforms.io import load_cxr_dicom  # moved to monai_jepa.transforms; still importable from here
+from monai_jepa.transforms.presets import (  # still importable from here
+    ct_preset,
+    cxr_preset,
+    get_preset,
+    mri_preset,
+    rgb_preset,
+)
 
 from .cache import FailSafeCacheDataset
 from .cine import (
@@ -70,7 +78,6 @@ from .errors import (
 from .inspect import format_report, inspect_path
 from .io import check_datalist, load_checked
 from .medmnist import MedMNISTDataset, load_medmnist
-from .presets import ct_preset, cxr_preset, get_preset, mri_preset, rgb_preset
 from .sources import (
     SOURCE_KINDS,
     VOLUME_SOURCE_KINDS,

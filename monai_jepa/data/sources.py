@@ -65,6 +65,7 @@ from monai.utils import ensure_tuple_rep, look_up_option
 
 from monai_jepa.transforms.intensity import MatchChannelsd
 from monai_jepa.transforms.io import LoadCXRDicomd, LoadVolumed
+from monai_jepa.transforms.presets import ct_preset, mri_preset
 from monai_jepa.utils.dist import get_rank, is_dist
 from monai_jepa.utils.flags import as_bool
 from monai_jepa.utils.module import require_package
@@ -76,7 +77,6 @@ from .demo3d import make_demo_brats
 from .dicom import is_dicom_file, load_dicom
 from .errors import EmptyDatasetError, LayoutError, MissingFileError
 from .io import check_datalist, load_checked
-from .presets import ct_preset, mri_preset
 
 __all__ = [
     "SOURCE_KINDS",

@@ -9,7 +9,8 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """Transforms: LeJEPA multi-view generation (global / local crops), token-grid masks, and the loading and intensity
-transforms of the data pipelines (array / dictionary pairs, as in MONAI)."""
+transforms of the data pipelines (array / dictionary pairs, as in MONAI), and the modality preprocessing presets
+(:mod:`~monai_jepa.transforms.presets`)."""
 
 from .views import BatchMultiView, MultiViewCollate, RandMultiView, RandMultiViewd, multiview_collate
 
@@ -170,3 +171,7 @@ __all__ += [
     "SiteNormalizeIntensityDict",
     "SiteNormalizeIntensityd",
 ]
+
+from .presets import ct_preset, cxr_preset, get_preset, mri_preset, rgb_preset  # noqa: E402
+
+__all__ += ["ct_preset", "cxr_preset", "get_preset", "mri_preset", "rgb_preset"]

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from monai_jepa.data.errors import ShapeMismatchError
-from monai_jepa.data.presets import (
+from monai_jepa.transforms.presets import (
     CT_WINDOWS,
     ct_preset,
     cxr_preset,
