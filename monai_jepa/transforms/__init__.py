@@ -172,6 +172,22 @@ __all__ += [
     "SiteNormalizeIntensityd",
 ]
 
-from .presets import ct_preset, cxr_preset, get_preset, mri_preset, rgb_preset  # noqa: E402
+from .presets import (  # noqa: E402
+    ct_preset,
+    cxr_preset,
+    get_preset,
+    image_preprocessing,
+    mri_preset,
+    rgb_preset,
+    volume_preprocessing,
+)
 
-__all__ += ["ct_preset", "cxr_preset", "get_preset", "mri_preset", "rgb_preset"]
+__all__ += [
+    "ct_preset",
+    "cxr_preset",
+    "get_preset",
+    "image_preprocessing",
+    "mri_preset",
+    "rgb_preset",
+    "volume_preprocessing",
+]

@@ -29,24 +29,30 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+import torch
 from monai.config import KeysCollection
 from monai.data import PILReader, PydicomReader
 from monai.transforms import (
     Compose,
+    CropForegroundd,
     EnsureChannelFirstd,
+    EnsureTyped,
     LoadImaged,
+    MapLabelValued,
     NormalizeIntensityd,
     Orientationd,
     Resized,
+    ResizeWithPadOrCropd,
+    ScaleIntensityd,
     ScaleIntensityRanged,
     ScaleIntensityRangePercentilesd,
     Spacingd,
     SpatialPadd,
 )
-from monai.utils import look_up_option
+from monai.utils import ensure_tuple_rep, look_up_option
 
 from monai_jepa.transforms.intensity import InvertMonochrome1d, MatchChannelsd
-from monai_jepa.transforms.io import LoadCXRDicomd, StackSequencesd
+from monai_jepa.transforms.io import LoadCXRDicomd, LoadVolumed, StackSequencesd
 from monai_jepa.utils.module import require_package
 
 __all__ = [
@@ -58,6 +64,8 @@ __all__ = [
     "cxr_preset",
     "rgb_preset",
     "get_preset",
+    "image_preprocessing",
+    "volume_preprocessing",
 ]
 
 #: CT windows as (lowest, highest) Hounsfield units, from the usual (level, width) settings
@@ -374,3 +382,143 @@ def get_preset(modality: str, **kwargs: Any) -> Compose:
     if not isinstance(modality, str):
         raise ValueError(f"`modality` must be a string, got {modality!r}.")
     return look_up_option(modality.lower(), _PRESETS)(**kwargs)
+
+
+def image_preprocessing(
+    image_size: int | Sequence[int] = 64,
+    in_channels: int | None = 1,
+    keys: str | Sequence[str] = "image",
+    load: bool = True,
+    reader: Any = None,
+    scale_intensity: bool | None = None,
+    spatial_dims: int = 2,
+    loader: Callable | None = None,
+) -> Compose:
+    """The deterministic 2D preprocessing of :func:`~monai_jepa.data.resolve_image_source`, usable on its own (e.g.
+    by MONAI Label).
+
+    ``load=True`` (files): ``LoadImaged`` (PNG / JPEG through ``PILReader`` in row-major order, or ``reader``) ->
+    ``EnsureChannelFirstd`` -> channel conversion (:class:`~monai_jepa.transforms.MatchChannelsd`) -> ``Resized`` to
+    ``image_size`` (bilinear, anti-aliased) -> per-image min-max scaling to [0, 1] -> float32 tensor without metadata.
+    ``load=False`` (in-memory ``(C, *spatial)`` arrays already in [0, 1]): the same without loading and, by default,
+    without rescaling.
+
+    Args:
+        image_size: output spatial size, an int for every axis or one per axis.
+        in_channels: output channel count (see :func:`~monai_jepa.transforms.match_channels`); None keeps the input's.
+        keys: keys of the images in the item dictionaries.
+        load: whether the items hold file paths to load.
+        reader: MONAI image reader (name or instance) for ``LoadImaged``; default ``PILReader(reverse_indexing=False)``.
+        scale_intensity: min-max scale each image to [0, 1]; default ``load``.
+        spatial_dims: number of spatial axes (2 for X-rays).
+        loader: a dictionary transform that loads channel-first images (e.g. ``LoadCXRDicomd(keys="image")``); it
+            replaces ``LoadImaged`` + ``EnsureChannelFirstd`` when ``load`` is True.
+
+    Returns:
+        a MONAI ``Compose``.
+
+    Example::
+
+        pre = image_preprocessing(image_size=224)
+        item = pre({"image": "/data/cxr/00000001_000.png"})  # item["image"]: (1, 224, 224) float32
+    """
+    size = ensure_tuple_rep(image_size, spatial_dims)
+    if any(int(s) < 1 for s in size):
+        raise ValueError(f"`image_size` must be positive, got {image_size!r}.")
+    transforms: list[Callable] = []
+    if load and loader is not None:
+        transforms.append(loader)
+    elif load:
+        if reader is None:
+            require_package("PIL", "monai_jepa.transforms.image_preprocessing", "PNG / JPEG input")
+        transforms += [
+            LoadImaged(keys, reader=PILReader(reverse_indexing=False) if reader is None else reader, image_only=True),
+            EnsureChannelFirstd(keys),
+        ]
+    transforms += [
+        MatchChannelsd(keys, in_channels),
+        Resized(keys, spatial_size=size, mode="bilinear", anti_aliasing=True),
+    ]
+    if load if scale_intensity is None else scale_intensity:
+        transforms.append(ScaleIntensityd(keys, minv=0.0, maxv=1.0))
+    transforms.append(EnsureTyped(keys, data_type="tensor", dtype=torch.float32, track_meta=False))
+    return Compose(transforms)
+
+
+def _nonzero(x: torch.Tensor) -> torch.Tensor:
+    return x != 0
+
+
+def volume_preprocessing(
+    spatial_size: Sequence[int] | int = 48,
+    intensity: str = "mri",
+    spacing: Sequence[float] | float | None = None,
+    label: bool | str = True,
+    load: bool = True,
+    resample: bool = False,
+    label_values: Sequence[int] | None = None,
+    crop_foreground: bool = True,
+    ct_window: Sequence[float] = (-1000.0, 400.0),
+    track_meta: bool = False,
+) -> Compose:
+    """The deterministic 3D preprocessing of :func:`~monai_jepa.data.resolve_volume_source`, usable on its own
+    (inference, MONAI Label).
+
+    ``load=True`` (file items): :class:`~monai_jepa.transforms.LoadVolumed` -> RAS orientation -> optional resampling
+    to ``spacing`` (trilinear; nearest for the label) -> intensity (``"mri"``: per-channel z-score on non-zero voxels,
+    background kept at 0; ``"ct"``: ``ct_window`` Hounsfield units mapped to [0, 1]; ``"none"``) -> crop to the
+    non-zero bounding box of the image -> symmetric zero pad / centre crop to ``spatial_size`` -> label values mapped
+    to ``0 .. K-1`` -> float32 image and int64 label without metadata. ``load=False`` (in-memory ``(C, *spatial)``
+    arrays, e.g. MedMNIST): only the pad / crop and the typing.
+
+    Args:
+        spatial_size: output spatial size (an int for every axis, or three).
+        intensity: ``"mri"``, ``"ct"`` or ``"none"``.
+        spacing: target voxel size in mm, or None to keep the native grid.
+        label: whether items carry a label map (``True`` or ``"map"``); ``False`` or ``"class"`` for none or a class
+            index (left unchanged).
+        load: whether items hold file paths to load.
+        resample: let ``LoadVolumed`` resample mismatched channels / labels (DICOM series of one study).
+        label_values: stored label values, in class order (e.g. ``[0, 1, 2, 4]`` for BraTS 2021), mapped to
+            ``0 .. K-1``; None keeps the stored values.
+        crop_foreground: crop to the bounding box of the non-zero voxels before padding / cropping.
+        ct_window: ``(low, high)`` Hounsfield units of ``"ct"``.
+        track_meta: keep the outputs as ``MetaTensor`` s with their affine and the record of the applied transforms,
+            so MONAI's ``Invertd`` can map a prediction back onto the input grid (inference, interpretation maps).
+
+    Returns:
+        a MONAI ``Compose``.
+
+    Example::
+
+        pre = volume_preprocessing((64, 64, 64), "mri", spacing=(1.5, 1.5, 1.5), label_values=[0, 1, 2, 4])
+        item = pre({"image": ["t1.nii.gz", "t1ce.nii.gz", "t2.nii.gz", "flair.nii.gz"], "label": "seg.nii.gz"})
+        # item["image"]: (4, 64, 64, 64) float32; item["label"]: (1, 64, 64, 64) int64 in {0, 1, 2, 3}
+    """
+    size = tuple(int(s) for s in ensure_tuple_rep(spatial_size, 3))
+    if any(s < 1 for s in size):
+        raise ValueError(f"`spatial_size` must be 3 positive ints, got {spatial_size!r}.")
+    intensity = look_up_option(intensity, ("mri", "ct", "none"))
+    label_map = label is True or label == "map"
+    keys = ["image", "label"] if label_map else ["image"]
+    transforms: list[Callable] = []
+    if load:
+        transforms.append(LoadVolumed(resample=resample))
+        label_keys = ["label"] if label_map else None
+        if intensity == "ct":
+            transforms += ct_preset(ct_window, spacing, "RAS", "image", label_keys, load=False).transforms
+        else:
+            pre = mri_preset(
+                "zscore", spacing=spacing, orientation="RAS", keys="image", label_keys=label_keys, load=False
+            )
+            transforms += pre.transforms if intensity == "mri" else pre.transforms[:-1]
+        if crop_foreground:
+            transforms.append(CropForegroundd(keys, source_key="image", select_fn=_nonzero, allow_smaller=True))
+    transforms.append(ResizeWithPadOrCropd(keys, spatial_size=size))
+    if label_map and label_values is not None and list(label_values) != list(range(len(label_values))):
+        values = [int(v) for v in label_values]
+        transforms.append(MapLabelValued("label", orig_labels=values, target_labels=list(range(len(values)))))
+    transforms.append(EnsureTyped("image", data_type="tensor", dtype=torch.float32, track_meta=track_meta))
+    if label_map:
+        transforms.append(EnsureTyped("label", data_type="tensor", dtype=torch.int64, track_meta=track_meta))
+    return Compose(transforms)
