@@ -102,7 +102,7 @@ def inspect(path: str, json: bool = False) -> None:
         path: the file or folder to inspect.
         json: print the report as JSON instead of text.
     """
-    from monai_jepa.data.inspect import format_report, inspect_path
+    from monai_jepa.apps.inspect import format_report, inspect_path
 
     report = inspect_path(_path(path))
     print(_json.dumps(report, indent=4, default=str) if json else format_report(report))

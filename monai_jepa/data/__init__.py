@@ -75,7 +75,6 @@ from .errors import (
     ShapeMismatchError,
     UnreadableFileError,
 )
-from .inspect import format_report, inspect_path
 from .io import check_datalist, load_checked
 from .medmnist import MedMNISTDataset, load_medmnist
 from .sources import (
@@ -95,19 +94,22 @@ from .sources import (
 )
 from .video import VIDEO_SUFFIXES, is_video, load_video, video_clips
 
-#: names that moved to :mod:`monai_jepa.apps.datasets`; still importable from here, with a deprecation warning.
+#: names that moved to :mod:`monai_jepa.apps`; still importable from here, with a deprecation warning.
 _MOVED = {
-    "CHESTXRAY14_FINDINGS", "CHEXPERT_OBSERVATIONS", "chestxray14_datalist", "chexpert_datalist",
-    "dicom_cxr_datalist", "mimic_cxr_datalist", "acdc_cine_datalist", "sunnybrook_datalist",
+    **dict.fromkeys(
+        ("CHESTXRAY14_FINDINGS", "CHEXPERT_OBSERVATIONS", "chestxray14_datalist", "chexpert_datalist",
+         "dicom_cxr_datalist", "mimic_cxr_datalist", "acdc_cine_datalist", "sunnybrook_datalist"),
+        "monai_jepa.apps.datasets",
+    ),
+    **dict.fromkeys(("format_report", "inspect_path"), "monai_jepa.apps.inspect"),
 }  # fmt: skip
 
 
 def __getattr__(name: str):
     if name in _MOVED:
+        import importlib
         import warnings
 
-        from monai_jepa.apps import datasets
-
-        warnings.warn(f"monai_jepa.data.{name} moved to monai_jepa.apps.datasets.{name}.", DeprecationWarning, 2)
-        return getattr(datasets, name)
+        warnings.warn(f"monai_jepa.data.{name} moved to {_MOVED[name]}.{name}.", DeprecationWarning, 2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

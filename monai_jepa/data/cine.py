@@ -41,7 +41,7 @@ from monai_jepa.utils.flags import as_bool
 from .datalist import build_datalist, make_datalist, patient_split, write_datalist
 from .dicom import find_dicom_files, load_cine_dicom, read_header
 from .errors import EmptyDatasetError, InvalidImageError, LayoutError, MissingFileError, ShapeMismatchError
-from .io import check_datalist
+from .io import check_datalist, is_nifti
 from .sources import _warn_synthetic
 from .video import is_video, load_video, video_clips
 
@@ -61,17 +61,12 @@ logger = logging.getLogger(__name__)
 
 #: the layouts :func:`cine_datalist` recognises (``"auto"`` detects them in this order).
 CINE_SOURCE_KINDS = ("sunnybrook", "acdc", "dicom", "video", "nifti", "demo")
-_NIFTI = (".nii", ".nii.gz")
 _LAYOUTS = (
     "a Sunnybrook folder (dicoms/ + contourfiles/ + link.csv), an ACDC folder (<patient>/Info.cfg + _4d.nii.gz), "
     "a cine DICOM folder or file, video files or NIfTI clips"
 )
 #: modalities whose multi-frame files are sequences over time (others, e.g. enhanced CT / MR, stack slices)
 CINE_MODALITIES = ("US", "IVUS", "XA", "RF", "ES", "GM", "OCT")
-
-
-def _is_nifti(path: str | os.PathLike) -> bool:
-    return str(path).lower().endswith(_NIFTI)
 
 
 # ------------------------------------------------------------------------------------------------------- reading
@@ -112,7 +107,7 @@ def load_cine(image: Any, color: str = "gray", slice_index: int | None = None) -
             meta = meta or m
         clip = np.concatenate(frames, axis=1)
         meta = {**meta, "filename_or_obj": str(image[0]), "num_frames": clip.shape[1]}
-    elif _is_nifti(image):
+    elif is_nifti(image):
         path = Path(image)
         if not path.is_file():
             raise MissingFileError(f"{path}: no such cine file.", path)
@@ -307,7 +302,7 @@ def make_demo_cine(
 
 def _nifti_clips(root: Path) -> list[dict[str, Any]]:
     items = []
-    for path in sorted(p for p in root.rglob("*") if _is_nifti(p)):
+    for path in sorted(p for p in root.rglob("*") if is_nifti(p)):
         name = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
         if name.endswith(("_ed", "_es")):
             continue
@@ -380,7 +375,7 @@ def cine_datalist(
             torch.distributed.barrier()
         path, kind = Path(demo_dir), "demo"
     if kind == "auto":
-        has_dicom = bool(find_dicom_files(path)) if path.is_dir() else not (_is_nifti(path) or is_video(path))
+        has_dicom = bool(find_dicom_files(path)) if path.is_dir() else not (is_nifti(path) or is_video(path))
         kind = "sunnybrook" if (path / "link.csv").is_file() and (path / "dicoms").is_dir() else None
         kind = kind or ("acdc" if path.is_dir() and next(path.rglob("Info.cfg"), None) else None)
         kind = kind or ("dicom" if has_dicom else "video" if video_clips(path) else "nifti")

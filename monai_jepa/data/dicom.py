@@ -453,7 +453,7 @@ def _read_series(files: list[Path], source: Path, gray: bool) -> tuple[np.ndarra
     from monai.data import ITKReader
 
     shown = itk.ProcessObject.GetGlobalWarningDisplay()
-    itk.ProcessObject.SetGlobalWarningDisplay(False)  # irregular slice gaps are reported by inspect_path instead
+    itk.ProcessObject.SetGlobalWarningDisplay(False)  # slice gaps: reported by apps.inspect
     try:
         # ITKReader.read reads a folder as a series in GDCM's order; a file list is read here in the given order
         image = itk.imread([str(f) for f in files], **({"pixel_type": itk.F} if gray else {}))

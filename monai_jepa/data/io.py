@@ -52,7 +52,7 @@ from .errors import (
     UnreadableFileError,
 )
 
-__all__ = ["IMAGE_SUFFIXES", "detect_format", "load_checked", "check_datalist"]
+__all__ = ["IMAGE_SUFFIXES", "detect_format", "is_nifti", "load_checked", "check_datalist"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,11 @@ _MAX_GZIP_RATIO = 1100
 def _suffix(path: Path) -> str:
     name = path.name.lower()
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def is_nifti(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named like a NIfTI file (``.nii`` or ``.nii.gz``, any case)."""
+    return IMAGE_SUFFIXES.get(_suffix(Path(path))) == "nifti"
 
 
 def detect_format(path: str | os.PathLike) -> str:

@@ -65,7 +65,7 @@ from .demo import make_demo_images
 from .demo3d import make_demo_brats
 from .dicom import is_dicom_file, load_dicom
 from .errors import EmptyDatasetError, LayoutError, MissingFileError
-from .io import check_datalist, load_checked
+from .io import _suffix, check_datalist, is_nifti, load_checked
 
 __all__ = [
     "SOURCE_KINDS",
@@ -93,7 +93,6 @@ VOLUME_SOURCE_KINDS = ("brats", "msd", "medmnist", "dicom_series", "nifti_folder
 
 _MEDMNIST_SPLITS = {"training": "train", "validation": "val", "test": "test"}
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-_NIFTI = (".nii.gz", ".nii")
 _IMAGE_DIRS = ("imagesTr", "images")
 _LABEL_DIRS = ("labelsTr", "labels")
 _BRATS_CASE = re.compile(r"BraTS(2021|20)_(Training_|Validation_)?\d+|BraTS-[A-Z]+-\d{5}-\d{3}")
@@ -151,10 +150,6 @@ def _any_file(root: Path, accept: Callable[[Path], bool]) -> bool:
     return False
 
 
-def _is_nifti(name: str | Path) -> bool:
-    return str(name).lower().endswith(_NIFTI)
-
-
 def _csv_columns(path: Path) -> list[str]:
     with open(path, newline="") as f:
         return next(csv.reader(f), [])
@@ -185,9 +180,9 @@ _MIMIC_TABLES = {"mimic-cxr-2.0.0-metadata.csv", "mimic-cxr-2.0.0-metadata.csv.g
 
 def _nifti_layout(path: Path, names: set) -> bool:
     """NIfTI files in ``imagesTr/``, ``images/`` or the folder itself."""
-    if any((path / d).is_dir() and _any_file(path / d, _is_nifti) for d in _IMAGE_DIRS):
+    if any((path / d).is_dir() and _any_file(path / d, is_nifti) for d in _IMAGE_DIRS):
         return True
-    return any(_is_nifti(n) and (path / n).is_file() for n in names)
+    return any(is_nifti(n) and (path / n).is_file() for n in names)
 
 
 # the layout rules after the shared ones, in order: (kind, test of the folder and of the names in it)
@@ -497,7 +492,7 @@ def _nifti_channels(path: Path) -> int:
 
 def _entry_channels(root: Path, image: Any) -> int:
     entries = image if isinstance(image, (list, tuple)) else [image]
-    return sum(_nifti_channels(root / v) if isinstance(v, str) and _is_nifti(v) else 1 for v in entries)
+    return sum(_nifti_channels(root / v) if isinstance(v, str) and is_nifti(v) else 1 for v in entries)
 
 
 def _label_values(datalist: dict, root: Path) -> list[int]:
@@ -774,10 +769,7 @@ def _item_id(entry: Mapping[str, Any]) -> str:
     while isinstance(image, (list, tuple)):
         image = image[0]
     name = Path(str(image)).name
-    for ext in _NIFTI:
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return name
+    return name[: -len(_suffix(Path(name)))] if is_nifti(name) else name
 
 
 def _absolute(root: Path, value: Any) -> Any:

@@ -272,6 +272,10 @@ def test_builders_moved_to_apps_datasets_stay_importable_with_a_warning():
 
     with pytest.warns(DeprecationWarning, match="moved to monai_jepa.apps.datasets.chexpert_datalist"):
         assert data.chexpert_datalist is datasets.chexpert_datalist
+    with pytest.warns(DeprecationWarning, match="moved to monai_jepa.apps.inspect.inspect_path"):
+        from monai_jepa.apps.inspect import inspect_path
+
+        assert data.inspect_path is inspect_path
     with pytest.raises(AttributeError, match="no attribute 'brats_datalist'"):
         data.brats_datalist  # never exported from monai_jepa.data
     assert {"chexpert", "brats", "sunnybrook", "acdc_cine", "nifti_folder"} <= set(list_datalists())

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from monai_jepa.apps.inspect import inspect_path
 from monai_jepa.data.errors import DataError
-from monai_jepa.data.inspect import inspect_path
 from monai_jepa.data.io import load_checked
 from tests.data.test_io import DATA, write_dicom, write_nifti
 
@@ -137,7 +137,7 @@ def test_corrupted_files_never_crash_the_process(tmp_path):
     script = (
         "import sys\n"
         "from monai_jepa.data.errors import DataError\n"
-        "from monai_jepa.data.inspect import inspect_path\n"
+        "from monai_jepa.apps.inspect import inspect_path\n"
         "from monai_jepa.data.io import load_checked\n"
         "for p in sys.argv[1:]:\n"
         "    try:\n"

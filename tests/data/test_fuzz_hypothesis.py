@@ -35,8 +35,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from monai_jepa.apps.deid import anonymize  # noqa: E402
+from monai_jepa.apps.inspect import PROBLEM_CODES, inspect_path  # noqa: E402
 from monai_jepa.data.errors import DataError  # noqa: E402
-from monai_jepa.data.inspect import PROBLEM_CODES, inspect_path  # noqa: E402
 from monai_jepa.data.io import check_datalist, load_checked  # noqa: E402
 from tests.data.test_io import write_dicom, write_nifti  # noqa: E402
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from monai_jepa.data.datalist import SPLITS, build_datalist
 from monai_jepa.apps.datasets.dermatology import HAM10000_CLASSES, ISIC2019_CLASSES
+from monai_jepa.data.datalist import SPLITS, build_datalist
 from monai_jepa.data.errors import LayoutError, MissingFileError
 
 

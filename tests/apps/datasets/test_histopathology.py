@@ -21,8 +21,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from monai_jepa.data.datalist import build_datalist
-from monai_jepa.data.errors import MissingFileError, ShapeMismatchError, UnreadableFileError
 from monai_jepa.apps.datasets.histopathology import (
     PCamDataset,
     expand_tiling_plan,
@@ -31,6 +29,8 @@ from monai_jepa.apps.datasets.histopathology import (
     read_asap_polygons,
     read_tiff_size,
 )
+from monai_jepa.data.datalist import build_datalist
+from monai_jepa.data.errors import MissingFileError, ShapeMismatchError, UnreadableFileError
 
 SPLITS = {"train": 5, "valid": 3, "test": 2}
 

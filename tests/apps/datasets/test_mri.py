@@ -15,9 +15,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from monai_jepa.apps.datasets.mri import ACDC_GROUPS, ACDC_LABELS, BRATS_LABELS, read_info_cfg
 from monai_jepa.data.datalist import SPLITS, build_datalist
 from monai_jepa.data.errors import LayoutError, MissingFileError
-from monai_jepa.apps.datasets.mri import ACDC_GROUPS, ACDC_LABELS, BRATS_LABELS, read_info_cfg
 
 
 def _items(datalist):

@@ -14,9 +14,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from monai_jepa.apps.datasets.retina import ICDR_GRADES, MESSIDOR1_GRADES
 from monai_jepa.data.datalist import SPLITS, build_datalist
 from monai_jepa.data.errors import LayoutError, MissingFileError
-from monai_jepa.apps.datasets.retina import ICDR_GRADES, MESSIDOR1_GRADES
 
 
 def _image(path):

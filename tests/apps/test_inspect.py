@@ -17,9 +17,9 @@ import warnings
 import numpy as np
 import pytest
 
+from monai_jepa.apps.inspect import PROBLEM_CODES, format_report, inspect_path
 from monai_jepa.data.dicom import load_dicom
 from monai_jepa.data.errors import MissingFileError
-from monai_jepa.data.inspect import PROBLEM_CODES, format_report, inspect_path
 from monai_jepa.data.io import check_datalist
 from tests.data.test_io import TCIA, write_dicom, write_nifti, write_series
 

@@ -28,10 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from monai_jepa.utils.module import require_package
-
-from .dicom import is_dicom_file, load_dicom, read_header, slice_gap_problem
-from .errors import (
+from monai_jepa.data.dicom import is_dicom_file, load_dicom, read_header, slice_gap_problem
+from monai_jepa.data.errors import (
     DataError,
     EmptyDatasetError,
     InvalidImageError,
@@ -40,7 +38,8 @@ from .errors import (
     ShapeMismatchError,
     UnreadableFileError,
 )
-from .io import IMAGE_SUFFIXES, _suffix, detect_format, load_checked
+from monai_jepa.data.io import IMAGE_SUFFIXES, _suffix, detect_format, load_checked
+from monai_jepa.utils.module import require_package
 
 __all__ = ["inspect_path", "format_report", "PROBLEM_CODES"]
 
