@@ -275,6 +275,18 @@ def _budget_row(record: dict) -> str:
     return record["method"] if record["steps"] == standard else f"{record['method']}_ft{record['steps']}"
 
 
+def _paired_reference(method: str, ref: str, methods: list[str]) -> str:
+    """The row ``method`` is paired with: ``ref`` under the same protocol (frozen encoder, augmentation, budget), or
+    the closest one that was run, dropping the budget first, then the augmentation, then the frozen encoder."""
+    frozen = "_frozen_encoder" if "_frozen_encoder" in method else ""
+    aug = "_augstrong" if "_augstrong" in method else ""
+    budget = method[method.rfind("_ft") :] if "_ft" in method else ""
+    for candidate in (ref + frozen + aug + budget, ref + frozen + aug, ref + frozen + budget, ref + frozen, ref):
+        if candidate in methods:
+            return candidate
+    return ref
+
+
 def cmd_report_cnn(args) -> None:
     """Multi-seed table (mean +- std over seeds, paired differences) and label-efficiency plot of the CNN rows."""
     import numpy as np
@@ -301,13 +313,12 @@ def cmd_report_cnn(args) -> None:
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     frozen_ref = f"{ref}_frozen_encoder"
     lines += ["", f"Paired differences to `{ref}` (same seed: same data order, flips and decoder initialisation "
-              f"draws); frozen-encoder rows to `{frozen_ref}`, the same protocol from random init: mean [min, max] "
-              "over seeds.", "", "| method | " + " | ".join(f"{n} labels" for n in counts) +
+              f"draws); frozen-encoder rows to `{frozen_ref}`, the same protocol from random init, and rows with "
+              "stronger augmentation (`_augstrong`) or another budget (`_ft<steps>`) to the reference run the same "
+              "way: mean [min, max] over seeds.", "", "| method | " + " | ".join(f"{n} labels" for n in counts) +
               " |", "|---|" + "---:|" * len(counts)]  # fmt: skip
     for m in methods:
-        base = frozen_ref if m.endswith("_frozen_encoder") and frozen_ref in methods else ref
-        budget = m[m.rfind("_ft") :] if "_ft" in m else ""  # a longer budget is paired with the same budget
-        base = f"{base}{budget}" if budget and f"{base}{budget}" in methods else base
+        base = _paired_reference(m, ref, methods)
         if m == base:
             continue
         cells = []
