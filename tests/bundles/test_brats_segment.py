@@ -239,3 +239,26 @@ def test_inference_on_a_dicom_study_writes_a_dicom_seg(tmp_path):
     assert int(seg.NumberOfFrames) == len(t1) * len(labels)  # binary SEG: every slice of every segment
     nifti = nib.load(str(next((out / "inference").glob("*_seg.nii.gz"))))
     assert nifti.shape == (int(source.Columns), int(source.Rows), len(t1))
+
+
+def test_segment_augmentation_moves_image_and_label_together():
+    """segment.json's rotation / scaling acts on image and label alike (nearest for the label) and its gamma on the
+    image only: the warped label keeps its values and still marks the bright voxels."""
+    from monai.bundle import ConfigParser
+
+    steps = json.loads((CONFIGS / "segment.json").read_text())["segment"]["train_transforms"]
+    names = [s["_target_"] for s in steps]
+    assert names.index("RandCropByPosNegLabeld") < names.index("RandAffined") < names.index("RandAdjustContrastd")
+    affine = ConfigParser({"t": {**steps[names.index("RandAffined")], "prob": 1.0}}).get_parsed_content("t")
+    gamma = ConfigParser({"t": {**steps[names.index("RandAdjustContrastd")], "prob": 1.0}}).get_parsed_content("t")
+    label = torch.zeros(1, 24, 24, 24)
+    label[:, 6:18, 8:16, 5:19] = 1
+    moved = []
+    for seed in range(3):
+        affine.set_random_state(seed)
+        out = gamma(affine({"image": torch.cat([label * 2.0, label - 1.0]), "label": label.clone()}))
+        lab, img = torch.as_tensor(out["label"]), torch.as_tensor(out["image"])
+        assert set(lab.unique().tolist()) <= {0.0, 1.0} and img.shape == (2, 24, 24, 24)
+        assert img[0][lab[0] == 1].mean() > img[0][lab[0] == 0].mean() + 1.0
+        moved.append(not torch.equal(lab, label))
+    assert all(moved)
