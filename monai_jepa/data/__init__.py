@@ -15,9 +15,9 @@ command line ``python -m monai_jepa datalist <dataset> <root> --out <json>``: th
 DICOM tree, an image table) here, the public datasets' layouts (ChestX-ray14, CheXpert, MIMIC-CXR, MSD, LIDC-IDRI,
 BraTS, ACDC, Sunnybrook, PCam, CAMELYON, fundus and dermoscopy sets) in :mod:`monai_jepa.apps.datasets`.
 :func:`resolve_source` (2D: :func:`resolve_image_source`, 3D: :func:`resolve_volume_source`) turns any supported path
-into a dataset. DICOM is read
-through :mod:`monai_jepa.data.dicom`. Every data problem raises a subclass of :class:`DataError` naming the file or
-key and what was expected. The loading transforms are in :mod:`monai_jepa.transforms`.
+into a dataset. DICOM is read through :mod:`monai_jepa.data.dicom`. Every data problem raises a subclass of
+:class:`DataError` naming the file or key and what was expected. The loading transforms and the preprocessing presets
+are in :mod:`monai_jepa.transforms`.
 """
 
 from monai_jepa.transforms.io import load_cxr_dicom  # moved to monai_jepa.transforms; still importable from here
