@@ -75,7 +75,7 @@ def _error_problem(e: DataError) -> dict:
 
 
 def _orientation(affine: np.ndarray, n_spatial: int) -> str | None:
-    nib = require_package("nibabel", "monai_jepa.data.inspect_path", "the orientation codes")
+    nib = require_package("nibabel", "monai_jepa.apps.inspect.inspect_path", "the orientation codes")
     try:
         codes = nib.orientations.aff2axcodes(affine)
     except Exception:  # noqa: BLE001 - degenerate affine

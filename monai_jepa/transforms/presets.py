@@ -339,7 +339,7 @@ def rgb_preset(
     ts: list[Callable] = []
     if load:
         if reader is None:
-            require_package("PIL", "monai_jepa.data.rgb_preset", "PNG / JPEG input")
+            require_package("PIL", "monai_jepa.transforms.rgb_preset", "PNG / JPEG input")
         ts += [LoadImaged(keys, reader=reader or PILReader(converter=_pil_to_rgb), image_only=True)]
         if label_keys:
             ts.append(LoadImaged(label_keys, image_only=True))

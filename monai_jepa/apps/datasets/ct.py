@@ -322,7 +322,7 @@ def lidc_idri_datalist(
         raise ValueError(f"`min_agreement` must be in 1..4, got {min_agreement!r}.")
     if max_distance_mm <= 0:
         raise ValueError(f"`max_distance_mm` must be > 0, got {max_distance_mm!r}.")
-    require_package("pydicom", "monai_jepa.data.lidc_idri_datalist", "DICOM input")
+    require_package("pydicom", "monai_jepa.apps.datasets.lidc_idri_datalist", "DICOM input")
     skipped: list[dict[str, str]] = []
     sink = skipped if skip_bad else None
     items = []
