@@ -90,6 +90,7 @@ from .sources import (
     resolve_source,
     resolve_volume_source,
     volume_datalist,
+    volume_intensity,
     volume_preprocessing,
 )
 from .video import VIDEO_SUFFIXES, is_video, load_video, video_clips

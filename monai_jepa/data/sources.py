@@ -82,6 +82,7 @@ __all__ = [
     "resolve_source",
     "resolve_image_source",
     "resolve_volume_source",
+    "volume_intensity",
 ]
 
 logger = logging.getLogger(__name__)
@@ -333,6 +334,12 @@ def _cache_rate(cache: bool | float, max_items: int | None) -> float:
     except (TypeError, ValueError):
         pass
     raise ValueError(f"`cache` must be true, false or a cache rate in [0, 1], got {cache!r}.")
+
+
+def _as_compose(preprocessing: Callable | Sequence[Callable]) -> Compose:
+    if isinstance(preprocessing, Compose):
+        return preprocessing
+    return Compose(list(preprocessing) if isinstance(preprocessing, Sequence) else [preprocessing])
 
 
 def _dataset(items: list, pre: Compose, transform: Callable | None, cache_rate: float, num_workers: int) -> Dataset:
@@ -778,7 +785,17 @@ def _absolute(root: Path, value: Any) -> Any:
     return str(root / value)
 
 
-def _intensity(datalist: Mapping[str, Any], intensity: str) -> str:
+def volume_intensity(datalist: Mapping[str, Any], intensity: str = "auto") -> str:
+    """The intensity normalisation of a 3D datalist: ``intensity`` itself unless it is ``"auto"``, then ``"none"``
+    for MedMNIST arrays, ``"ct"`` when every modality of the datalist is CT, else ``"mri"``.
+
+    Args:
+        datalist: a datalist of :func:`volume_datalist` (or any with ``"source"`` / ``"modality"`` keys).
+        intensity: ``"auto"``, ``"mri"``, ``"ct"`` or ``"none"``.
+
+    Returns:
+        ``"mri"``, ``"ct"`` or ``"none"``.
+    """
     intensity = look_up_option(intensity, _INTENSITY)
     if intensity != "auto":
         return intensity
@@ -795,6 +812,7 @@ def resolve_image_source(
     in_channels: int | None = None,
     kind: str = "auto",
     transform: Callable | None = None,
+    preprocessing: Callable | Sequence[Callable] | None = None,
     cache: bool | float = False,
     num_workers: int = 0,
     max_items: int | None = None,
@@ -834,6 +852,11 @@ def resolve_image_source(
             for MedMNIST, and for a plain folder 3 when its images hold colour, else 1 (see :func:`folder_channels`).
         kind: ``"auto"`` (detect) or one of :data:`SOURCE_KINDS` to force a layout.
         transform: optional extra transform applied after the preprocessing (e.g. random augmentation).
+        preprocessing: the deterministic preprocessing of each item (a transform, or a sequence composed in order),
+            replacing :func:`~monai_jepa.transforms.image_preprocessing` and the arguments it reads (``image_size``,
+            ``in_channels``); bundles write theirs in ``train.json``. It receives ``{"image": path, "label": ...,
+            "id": str}`` for file layouts (``info["source"]`` says which), ``{"image": (C, H, W) array in [0, 1],
+            ...}`` for MedMNIST and demo images.
         cache: cache the preprocessed items in memory (``True`` or a cache rate in (0, 1]) with a ``CacheDataset``.
         num_workers: workers used to fill the cache.
         max_items: keep only the first ``max_items`` items of the split (quick runs, tests).
@@ -908,7 +931,10 @@ def resolve_image_source(
         raise EmptyDatasetError(f"the '{split}' split of '{dataset_dir}' ({kind}) holds no image.", dataset_dir)
     channels = meta["in_channels"] if in_channels is None else int(in_channels)
     size = tuple(int(s) for s in ensure_tuple_rep(image_size, spatial_dims))
-    pre = image_preprocessing(size, channels, load=load, spatial_dims=spatial_dims, loader=loader)
+    if preprocessing is None:
+        pre = image_preprocessing(size, channels, load=load, spatial_dims=spatial_dims, loader=loader)
+    else:
+        pre = _as_compose(preprocessing)
     ds = _dataset(items, pre, transform, cache_rate, num_workers)
     info = {
         **meta,
@@ -934,6 +960,7 @@ def resolve_volume_source(
     spacing: Sequence[float] | float | None = None,
     intensity: str = "auto",
     transform: Callable | None = None,
+    preprocessing: Callable | Sequence[Callable] | None = None,
     cache: bool | float = False,
     num_workers: int = 0,
     max_items: int | None = None,
@@ -965,6 +992,11 @@ def resolve_volume_source(
         intensity: ``"auto"`` (``"ct"`` for CT modalities, ``"none"`` for MedMNIST, else ``"mri"``), ``"mri"``,
             ``"ct"`` or ``"none"`` (see :func:`volume_preprocessing`).
         transform: optional extra transform applied after the preprocessing (e.g. random crops).
+        preprocessing: the deterministic preprocessing of each item (a transform, or a sequence composed in order),
+            replacing :func:`volume_preprocessing` and the arguments it reads (``spatial_size``, ``spacing``,
+            ``intensity``, ``track_meta``); bundles write theirs in ``train.json``. It receives file items
+            ``{"image": path or paths, "label": path (segmentation), "id": str}`` or MedMNIST items
+            ``{"image": (1, D, H, W) array, "label": int, "id": str}``.
         cache: cache the preprocessed items in memory (``True`` or a cache rate in (0, 1]) with a ``CacheDataset``.
         num_workers: workers used to fill the cache.
         max_items: keep only the first ``max_items`` items of the split (quick runs, tests).
@@ -1011,7 +1043,7 @@ def resolve_volume_source(
 
         images, _, _ = load_medmnist(root / entries[0]["image"], _MEDMNIST_SPLITS[split])
         items = [{"image": images[e["index"]], "label": e["label"], "id": e["id"]} for e in entries]
-        pre = volume_preprocessing(size, "none", label="class", load=False)
+        pre = volume_preprocessing(size, "none", label="class", load=False) if preprocessing is None else None
     else:
         items = []
         for e in entries:
@@ -1019,10 +1051,12 @@ def resolve_volume_source(
             if task == "segmentation":
                 item["label"] = _absolute(root, e["label"])
             items.append(item)
-        pre = volume_preprocessing(
-            size, _intensity(datalist, intensity), spacing, label=task == "segmentation", load=True,
+        pre = None if preprocessing is not None else volume_preprocessing(
+            size, volume_intensity(datalist, intensity), spacing, label=task == "segmentation", load=True,
             resample=source == "dicom_series", label_values=datalist.get("label_values"), track_meta=track_meta,
         )  # fmt: skip
+    if preprocessing is not None:
+        pre = _as_compose(preprocessing)
     ds = _dataset(items, pre, transform, cache_rate, num_workers)
     labels = datalist.get("labels") or {}
     info = {

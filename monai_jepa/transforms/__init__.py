@@ -173,20 +173,24 @@ __all__ += [
 ]
 
 from .presets import (  # noqa: E402
+    RAS_LABELS,
     ct_preset,
     cxr_preset,
     get_preset,
     image_preprocessing,
+    is_nonzero,
     mri_preset,
     rgb_preset,
     volume_preprocessing,
 )
 
 __all__ += [
+    "RAS_LABELS",
     "ct_preset",
     "cxr_preset",
     "get_preset",
     "image_preprocessing",
+    "is_nonzero",
     "mri_preset",
     "rgb_preset",
     "volume_preprocessing",

@@ -66,6 +66,8 @@ __all__ = [
     "get_preset",
     "image_preprocessing",
     "volume_preprocessing",
+    "is_nonzero",
+    "RAS_LABELS",
 ]
 
 #: CT windows as (lowest, highest) Hounsfield units, from the usual (level, width) settings
@@ -77,7 +79,8 @@ CT_WINDOWS: dict[str, tuple[float, float]] = {
 }
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 # axis labels of the orientation codes (passed explicitly: MONAI 1.5 and 1.6 then behave the same)
-_RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+#: axis labels of ``Orientationd`` for RAS (given explicitly, as MONAI asks)
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
@@ -105,7 +108,7 @@ def _geometry(
     if load:
         ts += [LoadImaged(all_keys, reader=reader, image_only=True), EnsureChannelFirstd(all_keys)]
     if orientation:
-        ts.append(Orientationd(all_keys, axcodes=orientation, labels=_RAS_LABELS))
+        ts.append(Orientationd(all_keys, axcodes=orientation, labels=RAS_LABELS))
     if spacing is not None:
         modes = ["bilinear"] * len(keys) + ["nearest"] * len(label_keys)
         ts.append(Spacingd(all_keys, pixdim=spacing, mode=modes))
@@ -445,7 +448,15 @@ def image_preprocessing(
     return Compose(transforms)
 
 
-def _nonzero(x: torch.Tensor) -> torch.Tensor:
+def is_nonzero(x: torch.Tensor) -> torch.Tensor:
+    """``select_fn`` of ``CropForegroundd`` that keeps every non-zero voxel (z-scored MRI has negative foreground).
+
+    Args:
+        x: image ``(C, *spatial)``.
+
+    Returns:
+        boolean tensor of the same shape.
+    """
     return x != 0
 
 
@@ -513,7 +524,7 @@ def volume_preprocessing(
             )
             transforms += pre.transforms if intensity == "mri" else pre.transforms[:-1]
         if crop_foreground:
-            transforms.append(CropForegroundd(keys, source_key="image", select_fn=_nonzero, allow_smaller=True))
+            transforms.append(CropForegroundd(keys, source_key="image", select_fn=is_nonzero, allow_smaller=True))
     transforms.append(ResizeWithPadOrCropd(keys, spatial_size=size))
     if label_map and label_values is not None and list(label_values) != list(range(len(label_values))):
         values = [int(v) for v in label_values]
