@@ -86,6 +86,7 @@ from .sources import (
     detect_source_kind,
     detect_volume_source_kind,
     image_preprocessing,
+    image_source_info,
     resolve_image_source,
     resolve_source,
     resolve_volume_source,

@@ -76,6 +76,7 @@ __all__ = [
     "detect_source_kind",
     "detect_volume_source_kind",
     "folder_channels",
+    "image_source_info",
     "image_preprocessing",
     "volume_preprocessing",
     "volume_datalist",
@@ -803,6 +804,50 @@ def volume_intensity(datalist: Mapping[str, Any], intensity: str = "auto") -> st
         return "none"
     modality = {str(v).upper() for v in (datalist.get("modality") or {}).values()}
     return "ct" if modality == {"CT"} else "mri"
+
+
+def image_source_info(
+    dataset_dir: str | os.PathLike | None,
+    kind: str = "auto",
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> dict[str, Any]:
+    """What the preprocessing of a 2D source must know before its dataset is built: its kind and channel count.
+
+    Bundle configs write the preprocessing out and pass it to :func:`resolve_image_source`; this gives the values it
+    depends on without building the dataset (the channel count is the one ``resolve_image_source`` reports in
+    ``info["in_channels"]`` when ``in_channels`` is None).
+
+    Args:
+        dataset_dir: the user's path (file or folder), or None.
+        kind: ``"auto"`` or one of :data:`SOURCE_KINDS`.
+        seed, val_fraction, test_fraction: as for :func:`resolve_image_source` (a plain folder's split).
+
+    Returns:
+        ``{"source": kind, "in_channels": int, "spatial_dims": int, "file_source": bool}`` (``file_source``: the
+        items are file paths to load, not arrays in memory).
+
+    Example::
+
+        image_source_info("../shared/data/pneumoniamnist/pneumoniamnist.npz")
+        # {'source': 'medmnist', 'in_channels': 1, 'spatial_dims': 2, 'file_source': False}
+    """
+    kind = detect_kind(dataset_dir, 2) if kind == "auto" else look_up_option(kind, SOURCE_KINDS)
+    channels, dims = 1, 2
+    if kind == "medmnist":
+        _, meta = _medmnist_items(Path(str(dataset_dir)), "validation")
+        channels, dims = meta["in_channels"], meta["spatial_dims"]
+    elif kind == "folder":
+        channels = _folder_items(Path(str(dataset_dir)), "training", val_fraction, test_fraction, seed)[1][
+            "in_channels"
+        ]
+    return {
+        "source": kind,
+        "in_channels": int(channels),
+        "spatial_dims": dims,
+        "file_source": kind not in ("medmnist", "demo"),
+    }
 
 
 def resolve_image_source(
