@@ -103,6 +103,9 @@ def test_evaluation_uses_the_training_preprocessing():
     names = [t["_target_"].split(".")[-1] for t in train["preprocessing_transforms"]]
     assert names == ["LoadImaged", "EnsureChannelFirstd", "LoadCXRDicomd", "MatchChannelsd", "Resized",
                      "ScaleIntensityd", "EnsureTyped"]  # fmt: skip
+    inference = json.loads((CONFIGS / "inference.json").read_text())  # run on its own (MONAI Label): a verbatim copy
+    assert inference["preprocessing_transforms"] == train["preprocessing_transforms"]
+    assert inference["source"]["preprocessing"] == "$None if @demo_input else @preprocessing"
     evaluate = json.loads((CONFIGS / "evaluate.json").read_text())
     for split in ("train", "val", "test"):
         assert evaluate["evaluate"][f"{split}_source"]["preprocessing"] == "@train#preprocessing"
