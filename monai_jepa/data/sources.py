@@ -90,7 +90,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE_KINDS = ("medmnist", "chestxray14", "chexpert", "mimic_cxr", "dicom_cxr", "folder", "demo")
 """The 2D source kinds :func:`detect_source_kind` recognises (``"auto"`` asks it to choose)."""
-VOLUME_SOURCE_KINDS = ("brats", "msd", "medmnist", "dicom_series", "nifti_folder", "demo")
+VOLUME_SOURCE_KINDS = ("brats", "msd", "medmnist", "dicom_series", "nifti_folder", "datalist", "demo")
 """The 3D source kinds :func:`detect_volume_source_kind` recognises (``"auto"`` asks it to choose)."""
 
 _MEDMNIST_SPLITS = {"training": "train", "validation": "val", "test": "test"}
@@ -208,7 +208,8 @@ _EXPECTED = {
     "column), a MIMIC-CXR-JPG folder (mimic-cxr-2.0.0-metadata.csv), a tree of DICOM files, or a folder of PNG / "
     "JPEG images",
     3: "a BraTS 2021 / 2023 folder (case folders such as BraTS2021_00000/), a Decathlon task folder with dataset.json, "
-    "a MedMNIST 3D .npz file, a folder of NIfTI files (optionally imagesTr/ + labelsTr/), or a tree of DICOM series",
+    "a MedMNIST 3D .npz file, a folder of NIfTI files (optionally imagesTr/ + labelsTr/), a tree of DICOM series, or "
+    "a datalist .json file",
 }
 
 
@@ -222,8 +223,9 @@ def detect_kind(dataset_dir: str | os.PathLike | None, spatial_dims: int = 2) ->
     a PNG / JPEG in the tree -> ``"folder"``. For 3D: a ``dataset.json`` with a non-empty ``"training"`` list ->
     ``"msd"``; BraTS case folders (``BraTS2021_00000``, ``BraTS-GLI-00000-000``) at most two levels down ->
     ``"brats"``; NIfTI files in ``imagesTr/``, ``images/`` or the folder itself -> ``"nifti_folder"``; a DICOM file in
-    the tree -> ``"dicom_series"``. Finally a folder with exactly one ``.npz`` among other files -> ``"medmnist"``.
-    DICOM files are recognised by :func:`~monai_jepa.data.dicom.is_dicom_file`.
+    the tree -> ``"dicom_series"``; a ``.json`` file (3D only) -> ``"datalist"``. Finally a folder with exactly one
+    ``.npz`` among other files -> ``"medmnist"``. DICOM files are recognised by
+    :func:`~monai_jepa.data.dicom.is_dicom_file`.
 
     Args:
         dataset_dir: the path given by the user.
@@ -250,7 +252,10 @@ def detect_kind(dataset_dir: str | os.PathLike | None, spatial_dims: int = 2) ->
     if path.is_file():
         if path.suffix.lower() == ".npz":
             return "medmnist"
-        raise LayoutError(f"`dataset_dir` '{path}' is a file but not a MedMNIST{three_d} .npz file.", path)
+        if spatial_dims == 3 and path.suffix.lower() == ".json":
+            return "datalist"
+        json_file = " or a datalist .json file" if spatial_dims == 3 else ""
+        raise LayoutError(f"`dataset_dir` '{path}' is a file but not a MedMNIST{three_d} .npz file{json_file}.", path)
     entries = _visible(path)
     if not entries:
         return "demo"
@@ -520,6 +525,29 @@ def _label_values(datalist: dict, root: Path) -> list[int]:
     return sorted(values)
 
 
+def _json_datalist(path: Path) -> dict:
+    """A Decathlon-style datalist file: its splits (missing ones empty), ``root`` made absolute (default: its folder),
+    ``task`` from the items when absent (``"segmentation"`` when every item has a label)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise LayoutError(f"datalist file '{path}' is not readable JSON ({e}).", path) from e
+    splits = ("training", "validation", "test")
+    if not isinstance(data, dict) or not any(isinstance(data.get(s), list) and data[s] for s in splits):
+        raise LayoutError(
+            f"datalist file '{path}' must be a JSON object with a non-empty 'training', 'validation' or 'test' list.",
+            path,
+        )
+    root = Path(str(data.get("root") or "."))
+    data["root"] = str(root if root.is_absolute() else (path.parent / root).resolve())
+    for split in splits:
+        data[split] = list(data.get(split) or [])
+    if "task" not in data:
+        items = [i for s in splits for i in data[s]]
+        data["task"] = "segmentation" if all(isinstance(i, dict) and "label" in i for i in items) else "unlabelled"
+    return data
+
+
 def _medmnist_datalist(path: Path) -> dict:
     from .medmnist import load_medmnist
 
@@ -663,6 +691,10 @@ def volume_datalist(
           series (studies lacking one are left out, logged and listed under ``"skipped"``). A study's single series
           whose description matches ``dicom_mask_pattern`` is the label map of its items (task ``"segmentation"``
           when every item has one, else ``"unlabelled"``).
+        - ``"datalist"``: a Decathlon-style datalist ``.json`` file, as written by ``python -m monai_jepa datalist`` or
+          by an earlier run (``<output_dir>/datalist.json``): its splits are used as they are (paths relative to its
+          ``"root"``, else to its folder); a description it lacks (channels, task, label values) is read from the
+          files. Its ``"source"`` is kept when it has one.
         - ``"medmnist"``: a MedMNIST 3D ``.npz``; items ``{"image": file name, "index": row in the split's array,
           "label": class, "id"}`` (the official splits).
         - ``"demo"``: ``demo_num_cases`` synthetic BraTS 2021-style cases written to ``demo_dir`` (default: a folder in
@@ -730,6 +762,8 @@ def volume_datalist(
         raise ValueError(f"`dataset_dir` is required for kind {kind!r}.")
     elif kind == "medmnist":
         datalist = _medmnist_datalist(root)
+    elif kind == "datalist":
+        datalist = _json_datalist(root)
     elif kind == "dicom_series":
         datalist = _dicom_datalist(
             root, dicom_sequences, dicom_mask_pattern, seed, dicom_phi_ids, fractions=fractions, **builder_kwargs
@@ -741,23 +775,25 @@ def volume_datalist(
     data_root = Path(datalist["root"])
     if kind in ("brats", "demo"):
         datalist["in_channels"], datalist["modality"] = 4, {str(i): s for i, s in enumerate(datalist["sequences"])}
-    elif kind in ("msd", "nifti_folder"):
+    elif kind in ("msd", "nifti_folder") or (kind == "datalist" and "in_channels" not in datalist):
         modality = datalist.get("modality") or {}
         first = next(i for s in ("training", "validation", "test") for i in datalist[s])
         datalist["in_channels"] = len(modality) if modality else _entry_channels(data_root, first["image"])
         datalist["modality"] = modality
-    if datalist["task"] == "segmentation":
+    if datalist["task"] == "segmentation" and not (kind == "datalist" and "label_values" in datalist):
         datalist["label_values"] = _label_values(datalist, data_root)
         datalist["num_classes"] = len(datalist["label_values"])
         datalist["labels"] = datalist.get("labels") or {str(v): str(v) for v in datalist["label_values"]}
     elif datalist["task"] == "unlabelled":
         datalist["num_classes"] = 0
     datalist.setdefault("modality", {})
-    datalist.update(source=kind, is_synthetic=kind == "demo", dataset_dir=None if root is None else str(root))
-    if as_bool(validate, "validate") and kind not in ("medmnist", "demo"):
+    source = str(datalist.get("source") or kind) if kind == "datalist" else kind
+    synthetic = bool(datalist.get("is_synthetic", False)) if kind == "datalist" else kind == "demo"
+    datalist.update(source=source, is_synthetic=synthetic, dataset_dir=None if root is None else str(root))
+    if as_bool(validate, "validate") and source not in ("medmnist", "demo"):
         datalist, invalid = check_datalist(
             datalist, skip_bad, validation_report, base_dir=data_root, expected_dims=3,
-            same_grid=kind != "dicom_series", cache=validation_cache,
+            same_grid=source != "dicom_series", cache=validation_cache,
         )  # fmt: skip
         if invalid:
             datalist["invalid"] = invalid

@@ -152,3 +152,13 @@ def test_other_configs_share_the_written_out_preprocessing():
                for s in ("train", "val", "test"))  # fmt: skip
     interpret = json.loads((CONFIGS / "interpret.json").read_text())
     assert interpret["interpret"]["source"]["preprocessing"] == "@train#preprocessing"
+
+
+def test_datalist_file_as_dataset_dir(tmp_path):
+    """``--dataset_dir`` naming a datalist file (here an earlier run's ``datalist.json``): the same cases, the same
+    written-out preprocessing."""
+    first = _parser(tmp_path / "first", demo_num_cases=4, demo_size=[24, 24, 24], volume_size=[24, 24, 24])
+    written = first.get_parsed_content("datalist")
+    parser = _parser(tmp_path, dataset_dir=str(tmp_path / "first" / "out" / "datalist.json"), volume_size=[24, 24, 24])
+    datalist = _check_same(parser, (24, 24, 24))
+    assert datalist["training"] == written["training"] and datalist["source"] == "demo"

@@ -490,3 +490,38 @@ def test_medmnist_folder_must_hold_one_file(tmp_path):
         volume_datalist(tmp_path / "a", kind="medmnist")
     with pytest.raises(LayoutError, match="expected one .npz file"):
         resolve_image_source(tmp_path / "a", kind="medmnist")
+
+
+def test_volume_datalist_from_a_json_file(tmp_path):
+    """A datalist file given as ``dataset_dir``: an earlier run's ``datalist.json`` is used as written (source,
+    channels, label values kept); a plain Decathlon-style file gets its description from the files, paths relative to
+    its folder."""
+    written = volume_datalist(None, demo_dir=tmp_path / "demo", demo_num_cases=4, demo_size=(16, 16, 16),
+                              out=tmp_path / "run" / "datalist.json")  # fmt: skip
+    assert detect_volume_source_kind(tmp_path / "run" / "datalist.json") == "datalist"
+    again = volume_datalist(tmp_path / "run" / "datalist.json")
+    for key in ("source", "in_channels", "label_values", "task", "root", "training", "validation", "test"):
+        assert again[key] == written[key], key
+    assert again["source"] == "demo" and again["is_synthetic"]
+
+    folder = tmp_path / "plain"
+    (folder / "img").mkdir(parents=True)
+    entries = []
+    for i in range(3):
+        vol = np.zeros((8, 8, 8), np.float32)
+        vol[2:6, 2:6, 2:6] = np.arange(1, 65, dtype=np.float32).reshape(4, 4, 4) + i
+        lab = (vol > 0).astype(np.uint8) * 2
+        nib.save(nib.Nifti1Image(vol, np.eye(4)), str(folder / "img" / f"c{i}.nii.gz"))
+        nib.save(nib.Nifti1Image(lab, np.eye(4)), str(folder / "img" / f"c{i}_seg.nii.gz"))
+        entries.append({"image": f"img/c{i}.nii.gz", "label": f"img/c{i}_seg.nii.gz"})
+    (folder / "list.json").write_text(json.dumps({"training": entries[:2], "test": entries[2:]}))
+    plain = volume_datalist(folder / "list.json")
+    described = (plain["source"], plain["task"], plain["in_channels"], plain["label_values"])
+    assert described == ("datalist", "segmentation", 1, [0, 2])
+    assert plain["root"] == str(folder.resolve()) and plain["validation"] == []
+    ds, info = resolve_volume_source(datalist=plain, split="training", spatial_size=8)
+    assert len(ds) == 2 and info["num_classes"] == 2 and set(torch.unique(ds[0]["label"]).tolist()) == {0, 1}
+
+    (folder / "bad.json").write_text(json.dumps({"training": []}))
+    with pytest.raises(LayoutError, match="bad.json.*non-empty 'training'"):
+        volume_datalist(folder / "bad.json")
