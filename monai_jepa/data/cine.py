@@ -25,9 +25,11 @@ generated demo data.
 
 from __future__ import annotations
 
+import csv
 import logging
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,11 @@ nib, _ = optional_import("nibabel")
 
 __all__ = [
     "CINE_SOURCE_KINDS",
+    "CLIP_TARGETS_FILE",
     "cine_datalist",
+    "clip_area_ef",
+    "clip_targets",
+    "clip_values",
     "dicom_cine_clips",
     "load_cine",
     "load_frame_mask",
@@ -65,6 +71,8 @@ _LAYOUTS = (
     "a Sunnybrook folder (dicoms/ + contourfiles/ + link.csv), an ACDC folder (<patient>/Info.cfg + _4d.nii.gz), "
     "a cine DICOM folder or file, video files or NIfTI clips"
 )
+#: per-clip value table of any layout: columns ``image`` (file name, stem or path) and ``target`` (optional ``split``)
+CLIP_TARGETS_FILE = "targets.csv"
 #: modalities whose multi-frame files are sequences over time (others, e.g. enhanced CT / MR, stack slices)
 CINE_MODALITIES = ("US", "IVUS", "XA", "RF", "ES", "GM", "OCT")
 
@@ -257,12 +265,14 @@ def dicom_cine_clips(root: str | os.PathLike) -> list[dict[str, Any]]:
 def make_demo_cine(
     root: str | os.PathLike, num_cases: int = 6, size: Sequence[int] = (64, 64), num_frames: int = 16, seed: int = 0
 ) -> list[Path]:
-    """Write synthetic beating-heart cine clips: ``case_<k>.nii.gz`` ``(H, W, T)`` and ED / ES masks.
+    """Write synthetic beating-heart cine clips: ``case_<k>.nii.gz`` ``(H, W, T)``, ED / ES masks and a per-clip value.
 
     Each clip is a short-axis-like slice: a bright blood pool (the LV cavity) inside a darker myocardial ring in
     textured tissue, whose radius follows one cardiac cycle (largest at ED, frame 0; smallest at ES, about 40% of the
-    cycle), at a random position, size and heart rate phase, with noise. ``case_<k>_ed.nii.gz`` and
-    ``case_<k>_es.nii.gz`` are the cavity masks of those frames. Synthetic: only meant to exercise pipelines.
+    cycle, shrunk by a random 20-50 %), at a random position, size and heart rate phase, with noise.
+    ``case_<k>_ed.nii.gz`` and ``case_<k>_es.nii.gz`` are the cavity masks of those frames; ``targets.csv`` holds
+    each clip's area ejection fraction in percent (``100 * (1 - ES area / ED area)``), a sequence-level value for the
+    probes of ``cine_vjepa``'s ``evaluate.json``. Synthetic: only meant to exercise pipelines.
 
     Returns:
         the clip paths.
@@ -275,7 +285,8 @@ def make_demo_cine(
     h, w = int(size[0]), int(size[1])
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
     es = int(round(0.4 * num_frames))
-    paths = []
+    contraction = np.random.default_rng([seed, 7]).uniform(0.2, 0.5, num_cases)  # its own stream: clips keep theirs
+    paths, rows_out = [], []
     for k in range(num_cases):
         centre = np.array([h, w]) * rng.uniform(0.4, 0.6, 2)
         r_ed = min(h, w) * rng.uniform(0.12, 0.18)
@@ -285,7 +296,7 @@ def make_demo_cine(
         clip, masks = np.zeros((h, w, num_frames), np.float32), {}
         for t in range(num_frames):
             phase = t / es if t <= es else 1.0 - (t - es) / (num_frames - es)
-            radius = r_ed * (1.0 - 0.35 * phase)
+            radius = r_ed * (1.0 - contraction[k] * phase)
             cavity = dist < radius
             frame = 0.3 + 0.05 * texture
             frame[dist < radius + wall * (1.0 + 0.4 * phase)] = 0.15
@@ -297,7 +308,117 @@ def make_demo_cine(
         for name, t in (("ed", 0), ("es", es)):
             nib.save(nib.Nifti1Image(masks[t], np.eye(4)), str(root / f"case_{k:03d}_{name}.nii.gz"))
         paths.append(path)
+        rows_out.append({"image": path.name, "target": f"{100.0 * (1.0 - masks[es].sum() / masks[0].sum()):.2f}"})
+    with open(root / CLIP_TARGETS_FILE, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["image", "target"])
+        writer.writeheader()
+        writer.writerows(rows_out)
     return paths
+
+
+def _clip_key(image: Any) -> str:
+    return Path(str(image)).name.split(".")[0]
+
+
+def clip_area_ef(item: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> float | None:
+    """Area ejection fraction of a clip with ED and ES masks: ``100 * (1 - ES area / ED area)`` in percent.
+
+    A sequence-level value that a labelled cine dataset carries without a table (Sunnybrook's endocardium contours,
+    ACDC's LV cavity with ``label_value=3``): one slice's share of the ventricle's ejection fraction.
+
+    Args:
+        item: a datalist item (``image``, ``label_ed``, ``label_es``, optional ``slice_index`` and ``label_value``:
+            the class of a multi-class mask to measure, default every non-zero pixel).
+        base_dir: the folder relative mask paths start from (the datalist's ``root``).
+
+    Returns:
+        the value, or None when the item has no ED / ES masks or the ED mask is empty.
+    """
+    if not {"label_ed", "label_es"} <= set(item):
+        return None
+    clip, _ = load_cine(item["image"], slice_index=item.get("slice_index"))
+    shape = clip.shape[-2:]
+    base = Path(base_dir) if base_dir is not None else Path(".")
+    areas = [
+        float(load_frame_mask(base / item[k], shape, item.get("slice_index"), item.get("label_value")).sum())
+        for k in ("label_ed", "label_es")
+    ]
+    return None if areas[0] <= 0 else 100.0 * (1.0 - areas[1] / areas[0])
+
+
+def clip_values(
+    items: Sequence[Mapping[str, Any]], base_dir: str | os.PathLike | None = None, source: str = "auto"
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """The clips of ``items`` that carry a sequence-level value, and the values, for regression probes.
+
+    Args:
+        items: datalist items (image paths absolute, e.g. from ``monai.data.load_decathlon_datalist``).
+        base_dir: the folder relative mask paths start from (the datalist's ``root``).
+        source: ``"table"`` (each item's ``"target"``, from :func:`clip_targets`), ``"area_ef"``
+            (:func:`clip_area_ef` of the ED / ES masks) or ``"auto"`` (``"table"`` when an item has a target, else
+            ``"area_ef"``).
+
+    Returns:
+        ``(items, values)`` of the clips with a value, in the input order.
+    """
+    source = look_up_option(source, ("auto", "table", "area_ef"))
+    if source == "auto":
+        source = "table" if any("target" in i for i in items) else "area_ef"
+    kept, values = [], []
+    for item in items:
+        value = item.get("target") if source == "table" else clip_area_ef(item, base_dir)
+        if value is not None:
+            kept.append(dict(item))
+            values.append(float(value))
+    return kept, values
+
+
+def clip_targets(root: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """Sequence-level values of the clips of a dataset folder, by clip file stem.
+
+    Read from EchoNet-Dynamic's ``FileList.csv`` (columns ``FileName``, ``EF``, ``Split``: the ejection fraction in
+    percent and the official split) when it is in ``root`` (or its parent, for ``root`` = ``Videos/``), else from
+    :data:`CLIP_TARGETS_FILE` (columns ``image``: the clip's file name, stem or relative path, ``target``: a number,
+    optional ``split``).
+
+    Args:
+        root: the dataset folder.
+
+    Returns:
+        ``({stem: {"target": float, "split": str (when given)}}, target name)``, or ``({}, None)`` without a table.
+
+    Raises:
+        LayoutError: a table without the expected columns or with a value that is not a finite number (the message
+            names the file, the row and the column).
+    """
+    root = Path(root)
+    root = root if root.is_dir() else root.parent
+    echonet = next((p / "FileList.csv" for p in (root, root.parent) if (p / "FileList.csv").is_file()), None)
+    path, key_col, value_col, split_col, name = (
+        (echonet, "FileName", "EF", "Split", "EF") if echonet is not None
+        else (root / CLIP_TARGETS_FILE, "image", "target", "split", "target")
+    )  # fmt: skip
+    if not path.is_file():
+        return {}, None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {key_col, value_col} <= set(rows[0]):
+        raise LayoutError(f"'{path}' must have the columns '{key_col}' and '{value_col}'.", path)
+    out: dict[str, dict[str, Any]] = {}
+    for i, row in enumerate(rows, start=2):
+        try:
+            value = float(row[value_col])
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
+            raise LayoutError(
+                f"'{path}' line {i}: column '{value_col}' must be a finite number, got {row[value_col]!r}.", path
+            )
+        entry: dict[str, Any] = {"target": value}
+        if row.get(split_col):
+            entry["split"] = row[split_col].strip().lower()
+        out[_clip_key(row[key_col])] = entry
+    return out, name
 
 
 def _nifti_clips(root: Path) -> list[dict[str, Any]]:
@@ -395,6 +516,11 @@ def cine_datalist(
             items = [{**item, "split": "training"} for item in items]
         if not items:
             raise EmptyDatasetError(f"{path}: no cine clip found for kind {kind!r}.", path)
+        targets, target_name = clip_targets(path)
+        if targets:  # a value (and an official split, unless one file was given) per clip the table names
+            found = [targets.get(_clip_key(item["image"]), {}) for item in items]
+            found = [{k: v for k, v in t.items() if k != "split" or path.is_dir()} for t in found]
+            items = [{**item, **t} for item, t in zip(items, found)]
         labelled = any("label_frames" in i for i in items)
         task = "segmentation" if labelled else "unlabelled"
         datalist = make_datalist(
@@ -404,6 +530,8 @@ def cine_datalist(
             task,
             ["background", "lv_cavity"] if labelled else None,
         )
+        if targets:
+            datalist["target_name"] = target_name
     datalist["kind"] = kind
     if as_bool(validate, "validate") and kind != "demo":
         from monai_jepa.transforms import LoadCined

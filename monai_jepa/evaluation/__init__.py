@@ -49,6 +49,13 @@ from .protocols import (
     stratified_subset,
     summarize_runs,
 )
+from .regression import (
+    DEFAULT_ALPHA_GRID,
+    evaluate_regression,
+    regression_fraction_sweep,
+    regression_metrics,
+    ridge_probe,
+)
 from .report import format_report, json_safe, plot_label_efficiency, run_provenance, write_report
 from .segmentation import (
     evaluate_segmentation,
@@ -59,6 +66,11 @@ from .segmentation import (
 from .suite import DEFAULT_PROTOCOLS, EvaluationSuite, load_checkpoint_state, reinit_factory
 
 __all__ = [
+    "DEFAULT_ALPHA_GRID",
+    "evaluate_regression",
+    "regression_fraction_sweep",
+    "regression_metrics",
+    "ridge_probe",
     "ClassifierHead",
     "DEFAULT_C_GRID",
     "DEFAULT_LABEL_FRACTIONS",

@@ -51,7 +51,7 @@ def test_bundle_files():
     meta = json.loads((CONFIGS / "metadata.json").read_text())
     assert meta["version"] in meta["changelog"]
     assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == [16, 96, 96]
-    for name in ("metadata", "train", "multi_gpu_train", "inference"):
+    for name in ("metadata", "train", "multi_gpu_train", "inference", "evaluate"):
         text = (CONFIGS / f"{name}.json").read_text()
         assert text == json.dumps(json.loads(text), indent=4) + "\n"
     assert (BUNDLE / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
@@ -138,3 +138,28 @@ def test_multi_gpu_train_runs_on_cpu_with_gloo(tmp_path):
     assert (out / "models" / "checkpoint_latest.txt").read_text().strip() == "checkpoint_00000002.pt"
     state = torch.load(out / "models" / "model.pt", weights_only=True)
     assert state and not any(k.startswith("module.") for k in state)
+
+
+def test_tiny_evaluation_regresses_the_clip_values(tmp_path):
+    """evaluate.json: ridge probes of each clip's value (the demo's area ejection fraction, ``targets.csv``) on the
+    frozen embeddings of the pretrained encoder and of its random-init twin, over label fractions."""
+    out = tmp_path / "out"
+    tiny = [*TINY[: TINY.index("--max_epochs")], "--max_epochs", "1", "--demo_num_cases", "6", "--output_dir", str(out)]
+    train = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", TRAIN, *tiny]
+    proc = subprocess.run(train, cwd=REPO, env=bundle_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    evaluate = [sys.executable, "-m", "monai.bundle", "run", "evaluating", "--config_file",
+                f"['{TRAIN}','{CONFIGS / 'evaluate.json'}']", *tiny, "--eval_fractions", "[0.5,1.0]"]  # fmt: skip
+    proc = subprocess.run(evaluate, cwd=REPO, env=bundle_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    records = json.loads((out / "eval" / "regression_metrics.json").read_text())
+    datalist = json.loads((out / "datalist.json").read_text())
+    assert {(r["method"], r["label_fraction"]) for r in records} == {
+        (m, f) for m in ("pretrained", "random_init") for f in (0.5, 1.0)
+    }
+    assert all(r["target"] == "target" and r["n_labels"] <= len(datalist["training"]) for r in records)
+    assert all(math.isfinite(r["mae"]) and r["mae"] >= 0 for r in records)
+    pretrained = next(r for r in records if r["method"] == "pretrained" and r["label_fraction"] == 1.0)
+    random_init = next(r for r in records if r["method"] == "random_init" and r["label_fraction"] == 1.0)
+    assert pretrained["mae"] != random_init["mae"]  # two different encoders
+    assert "| pretrained |" in (out / "eval" / "regression_report.md").read_text()

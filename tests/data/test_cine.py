@@ -298,3 +298,38 @@ def test_cine_datalist_validates_clips_with_the_loader(tmp_path):
     assert len(kept) == 3 and not any("case_002" in k for k in kept) and datalist["invalid"][0]["path"] == str(bad)
     assert json.loads(report.read_text())["ok"] == 3 and len(json.loads(cache.read_text())["passed"]) == 3
     assert json.loads(out.read_text())["invalid"][0]["error"] == "UnreadableFileError"
+
+
+def test_clip_values_from_tables_and_from_masks(tmp_path):
+    """Per-clip values: the demo's targets.csv holds each clip's area ejection fraction, equal to the one measured on
+    its ED / ES masks; EchoNet-Dynamic's FileList.csv gives EF and the official split; bad tables name the file."""
+    from monai_jepa.data.cine import clip_area_ef, clip_targets, clip_values
+
+    datalist = cine_datalist(None, demo_dir=tmp_path / "demo", demo_num_cases=4, demo_size=(32, 32))
+    root = datalist["root"]
+    items = [{**i, "image": os.path.join(root, i["image"])} for s in ("training", "validation", "test")
+             for i in datalist[s]]  # fmt: skip
+    assert datalist["target_name"] == "target" and all(20.0 < i["target"] < 80.0 for i in items)
+    assert len({round(i["target"], 1) for i in items}) == 4  # the contraction differs between clips
+    for item in items:
+        assert clip_area_ef(item, root) == pytest.approx(item["target"], abs=0.01)
+    kept, values = clip_values(items, root)  # "auto": the table
+    assert values == [i["target"] for i in items]
+    no_table = [{k: v for k, v in i.items() if k != "target"} for i in items]
+    kept, values = clip_values(no_table + [{"image": items[0]["image"]}], root)  # "auto": the masks
+    assert len(kept) == 4 and values == pytest.approx([i["target"] for i in items], abs=0.01)
+
+    echo = tmp_path / "echonet"
+    (echo / "Videos").mkdir(parents=True)
+    (echo / "FileList.csv").write_text("FileName,EF,ESV,EDV,Split\n0X1A,61.5,20,52,TRAIN\n0X2B,35.0,60,92,TEST\n")
+    targets, name = clip_targets(echo / "Videos")
+    assert name == "EF" and targets == {"0X1A": {"target": 61.5, "split": "train"},
+                                        "0X2B": {"target": 35.0, "split": "test"}}  # fmt: skip
+    (echo / "FileList.csv").write_text("FileName,EF\n0X1A,n/a\n")
+    with pytest.raises(LayoutError, match=r"FileList.csv' line 2: column 'EF'"):
+        clip_targets(echo)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "targets.csv").write_text("file,value\na,1\n")
+    with pytest.raises(LayoutError, match="targets.csv' must have the columns 'image' and 'target'"):
+        clip_targets(tmp_path / "plain")
+    assert clip_targets(tmp_path / "demo_none") == ({}, None)
