@@ -237,10 +237,19 @@ def evaluate_regression(
         device, amp, batch_size: feature extraction settings.
 
     Returns:
-        the records, each with ``"method"``, ``"target"`` and ``"feature_seconds"``.
+        the records, each with ``"method"``, ``"target"``, ``"feature_seconds"`` and the provenance (``commit``,
+        ``command``, ``machine``, ``date``).
+
+    Raises:
+        ValueError: fewer than 2 training or 1 test values.
     """
     import time
 
+    if len(train_targets) < 2 or len(test_targets) < 1:
+        raise ValueError(
+            f"regressing '{target_name}' needs at least 2 training and 1 test values, got {len(train_targets)} and "
+            f"{len(test_targets)}: too few items carry a value (see where the values come from, e.g. a table of them)."
+        )
     provenance = run_provenance(device=device)
     sizes = {"training": len(train_targets), "test": len(test_targets)}
     records: list[dict[str, Any]] = []

@@ -89,3 +89,6 @@ def test_evaluate_regression_writes_report(tmp_path):
     assert len(saved) == 4 and {"commit", "command", "machine", "date"} <= set(saved[0])
     report = (tmp_path / "eval" / "regression_report.md").read_text()
     assert "`EF`" in report and "| pretrained |" in report and "| random_init |" in report
+    with pytest.raises(ValueError, match="'EF' needs at least 2 training and 1 test values, got 1 and 20"):
+        evaluate_regression({"p": informative}, images[:1], images[40:], [0.0], values[40:].tolist(), tmp_path,
+                            target_name="EF")  # fmt: skip
