@@ -162,3 +162,24 @@ def test_datalist_file_as_dataset_dir(tmp_path):
     parser = _parser(tmp_path, dataset_dir=str(tmp_path / "first" / "out" / "datalist.json"), volume_size=[24, 24, 24])
     datalist = _check_same(parser, (24, 24, 24))
     assert datalist["training"] == written["training"] and datalist["source"] == "demo"
+
+
+def test_inference_preprocessing_stands_alone(tmp_path):
+    """MONAI Label instantiates inference.json's ``preprocessing`` on its own: that builds no datalist (no demo data
+    written, no dataset folder needed) and loads a case file; ``intensity_mode`` is a plain value (``ct`` for a CT
+    model)."""
+    import nibabel as nib
+
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    parser.update({"output_dir": str(tmp_path / "out"), "dataset_dir": str(tmp_path / "missing")})
+    pre = parser.get_parsed_content("preprocessing")
+    assert not (tmp_path / "out").exists()
+    vol = np.zeros((20, 20, 20), np.float32)
+    vol[4:16, 4:16, 4:16] = np.arange(12**3, dtype=np.float32).reshape(12, 12, 12) + 1
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), str(tmp_path / "case.nii.gz"))
+    image = pre({"image": str(tmp_path / "case.nii.gz")})["image"]
+    assert image.shape == (1, 12, 12, 12) and abs(float(image.mean())) < 1e-4  # z-scored, cropped to the foreground
+    parser["intensity_mode"] = "ct"
+    image = parser.get_parsed_content("preprocessing", lazy=False)({"image": str(tmp_path / "case.nii.gz")})["image"]
+    assert float(image.min()) >= 0.0 and float(image.max()) == 1.0  # the CT window
