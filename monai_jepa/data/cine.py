@@ -29,7 +29,7 @@ import csv
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +53,7 @@ __all__ = [
     "CINE_SOURCE_KINDS",
     "CLIP_TARGETS_FILE",
     "cine_datalist",
-    "clip_area_ef",
     "clip_targets",
-    "clip_values",
     "dicom_cine_clips",
     "load_cine",
     "load_frame_mask",
@@ -318,59 +316,6 @@ def make_demo_cine(
 
 def _clip_key(image: Any) -> str:
     return Path(str(image)).name.split(".")[0]
-
-
-def clip_area_ef(item: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> float | None:
-    """Area ejection fraction of a clip with ED and ES masks: ``100 * (1 - ES area / ED area)`` in percent.
-
-    A sequence-level value that a labelled cine dataset carries without a table (Sunnybrook's endocardium contours,
-    ACDC's LV cavity with ``label_value=3``): one slice's share of the ventricle's ejection fraction.
-
-    Args:
-        item: a datalist item (``image``, ``label_ed``, ``label_es``, optional ``slice_index`` and ``label_value``:
-            the class of a multi-class mask to measure, default every non-zero pixel).
-        base_dir: the folder relative mask paths start from (the datalist's ``root``).
-
-    Returns:
-        the value, or None when the item has no ED / ES masks or the ED mask is empty.
-    """
-    if not {"label_ed", "label_es"} <= set(item):
-        return None
-    clip, _ = load_cine(item["image"], slice_index=item.get("slice_index"))
-    shape = clip.shape[-2:]
-    base = Path(base_dir) if base_dir is not None else Path(".")
-    areas = [
-        float(load_frame_mask(base / item[k], shape, item.get("slice_index"), item.get("label_value")).sum())
-        for k in ("label_ed", "label_es")
-    ]
-    return None if areas[0] <= 0 else 100.0 * (1.0 - areas[1] / areas[0])
-
-
-def clip_values(
-    items: Sequence[Mapping[str, Any]], base_dir: str | os.PathLike | None = None, source: str = "auto"
-) -> tuple[list[dict[str, Any]], list[float]]:
-    """The clips of ``items`` that carry a sequence-level value, and the values, for regression probes.
-
-    Args:
-        items: datalist items (image paths absolute, e.g. from ``monai.data.load_decathlon_datalist``).
-        base_dir: the folder relative mask paths start from (the datalist's ``root``).
-        source: ``"table"`` (each item's ``"target"``, from :func:`clip_targets`), ``"area_ef"``
-            (:func:`clip_area_ef` of the ED / ES masks) or ``"auto"`` (``"table"`` when an item has a target, else
-            ``"area_ef"``).
-
-    Returns:
-        ``(items, values)`` of the clips with a value, in the input order.
-    """
-    source = look_up_option(source, ("auto", "table", "area_ef"))
-    if source == "auto":
-        source = "table" if any("target" in i for i in items) else "area_ef"
-    kept, values = [], []
-    for item in items:
-        value = item.get("target") if source == "table" else clip_area_ef(item, base_dir)
-        if value is not None:
-            kept.append(dict(item))
-            values.append(float(value))
-    return kept, values
 
 
 def clip_targets(root: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], str | None]:

@@ -11,6 +11,7 @@
 """Downstream evaluation: frozen features, linear / kNN probes, few-shot and label-fraction protocols, fine-tuning
 against from-scratch and random-init baselines, metrics, reports and plots."""
 
+from .clip_values import clip_area_ef, clip_values
 from .domain_shift import (
     DEFAULT_SHIFT_STRENGTHS,
     SHIFT_MAXIMA,
@@ -66,6 +67,8 @@ from .segmentation import (
 from .suite import DEFAULT_PROTOCOLS, EvaluationSuite, load_checkpoint_state, reinit_factory
 
 __all__ = [
+    "clip_area_ef",
+    "clip_values",
     "DEFAULT_ALPHA_GRID",
     "evaluate_regression",
     "regression_fraction_sweep",

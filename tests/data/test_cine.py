@@ -303,7 +303,8 @@ def test_cine_datalist_validates_clips_with_the_loader(tmp_path):
 def test_clip_values_from_tables_and_from_masks(tmp_path):
     """Per-clip values: the demo's targets.csv holds each clip's area ejection fraction, equal to the one measured on
     its ED / ES masks; EchoNet-Dynamic's FileList.csv gives EF and the official split; bad tables name the file."""
-    from monai_jepa.data.cine import clip_area_ef, clip_targets, clip_values
+    from monai_jepa.data.cine import clip_targets
+    from monai_jepa.evaluation import clip_area_ef, clip_values
 
     datalist = cine_datalist(None, demo_dir=tmp_path / "demo", demo_num_cases=4, demo_size=(32, 32))
     root = datalist["root"]
