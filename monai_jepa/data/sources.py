@@ -1124,7 +1124,6 @@ def resolve_volume_source(
 
         images, _, _ = load_medmnist(root / entries[0]["image"], _MEDMNIST_SPLITS[split])
         items = [{"image": images[e["index"]], "label": e["label"], "id": e["id"]} for e in entries]
-        pre = volume_preprocessing(size, "none", label="class", load=False) if preprocessing is None else None
     else:
         items = []
         for e in entries:
@@ -1132,12 +1131,15 @@ def resolve_volume_source(
             if task == "segmentation":
                 item["label"] = _absolute(root, e["label"])
             items.append(item)
-        pre = None if preprocessing is not None else volume_preprocessing(
+    if preprocessing is not None:
+        pre = _as_compose(preprocessing)
+    elif source == "medmnist":
+        pre = volume_preprocessing(size, "none", label="class", load=False)
+    else:
+        pre = volume_preprocessing(
             size, volume_intensity(datalist, intensity), spacing, label=task == "segmentation", load=True,
             resample=source == "dicom_series", label_values=datalist.get("label_values"), track_meta=track_meta,
         )  # fmt: skip
-    if preprocessing is not None:
-        pre = _as_compose(preprocessing)
     ds = _dataset(items, pre, transform, cache_rate, num_workers)
     labels = datalist.get("labels") or {}
     info = {
