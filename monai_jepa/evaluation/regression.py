@@ -27,7 +27,7 @@ from torch import nn
 from monai_jepa.utils.fileio import atomic_write_text
 
 from .features import extract_features
-from .probes import standardize
+from .probes import _features, standardize
 from .protocols import DEFAULT_LABEL_FRACTIONS
 from .report import json_safe, run_provenance
 
@@ -60,6 +60,13 @@ def regression_metrics(pred: Any, target: Any) -> dict[str, float]:
     total = float(((y - y.mean()) ** 2).sum())
     r2 = 1.0 - float((err**2).sum()) / total if total > 0 else math.nan
     return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean())), "r2": r2}
+
+
+def _values(y: Any, name: str) -> np.ndarray:
+    arr = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y, np.float64).reshape(-1)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    return arr
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
@@ -101,16 +108,16 @@ def ridge_probe(
         >>> out = ridge_probe(f_train, ef_train, f_test, ef_test, val_x=f_val, val_y=ef_val)
         >>> out["mae"], out["alpha"]
     """
-    as_np = lambda a: np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a, np.float64)  # noqa: E731
-    xtr, xte, ytr, yte = as_np(train_x), as_np(test_x), as_np(train_y).reshape(-1), as_np(test_y).reshape(-1)
-    if xtr.ndim != 2 or len(xtr) != len(ytr) or len(xte) != len(yte) or len(ytr) < 2:
-        raise ValueError(f"need >= 2 training samples and features (N, D) matching the values, got {xtr.shape}, "
+    xtr, xte = _features(train_x, "train_x"), _features(test_x, "test_x")
+    ytr, yte = _values(train_y, "train_y"), _values(test_y, "test_y")
+    if len(xtr) != len(ytr) or len(xte) != len(yte) or len(ytr) < 2:
+        raise ValueError(f"need >= 2 training samples and features matching the values, got {xtr.shape}, "
                          f"{ytr.shape} (train) and {xte.shape}, {yte.shape} (test).")  # fmt: skip
-    ref = None if norm_x is None else as_np(norm_x)
+    ref = None if norm_x is None else _features(norm_x, "norm_x")
     alpha = float(default_alpha)
     if val_x is not None and val_y is not None and len(alpha_grid) > 0:
-        xtr, xva, xte = standardize(xtr, as_np(val_x), xte, reference=ref)
-        yva = as_np(val_y).reshape(-1)
+        xtr, xva, xte = standardize(xtr, _features(val_x, "val_x"), xte, reference=ref)
+        yva = _values(val_y, "val_y")
         errors = []
         for a in alpha_grid:
             w, b = _ridge(xtr, ytr, float(a))

@@ -48,6 +48,12 @@ def test_ridge_matches_sklearn_and_recovers_a_linear_relation():
     ref = sklearn.Ridge(alpha=3.0).fit((x[:80] - mean) / std, y[:80]).predict((x[80:] - mean) / std)
     assert np.allclose(out["predictions"], ref, atol=1e-8) and out["alpha"] == 3.0
     assert out["r2"] > 0.99 and out["mae"] < 0.5
+    bad = y[:80].copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="`train_y` contains NaN"):
+        ridge_probe(x[:80], bad, x[80:], y[80:])
+    with pytest.raises(ValueError, match="`train_x` must be a non-empty feature matrix"):
+        ridge_probe(x[:80, 0], y[:80], x[80:], y[80:])
 
 
 def test_penalty_chosen_on_validation():
