@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,7 @@ def regression_fraction_sweep(
 
 def _report(records: Sequence[Mapping[str, Any]], target_name: str, sizes: Mapping[str, int]) -> str:
     methods = list(dict.fromkeys(r["method"] for r in records))
+    head = records[0] if records else {}
     fractions = sorted({r["label_fraction"] for r in records})
     lines = [
         f"# Sequence-level regression of `{target_name}` on frozen clip embeddings",
@@ -196,10 +198,9 @@ def _report(records: Sequence[Mapping[str, Any]], target_name: str, sizes: Mappi
         f"training clips, tested on {sizes['test']} test clips (mean +- std over seeds). Lower MAE / RMSE and higher "
         "R^2 are better. Produced by:",
         "",
-        f"    {records[0]['command'] if records else ''}",
+        f"    {head.get('command', '')}",
         "",
-        f"commit {records[0]['commit'] if records else ''}, {records[0]['machine'] if records else ''}, "
-        f"{records[0]['date'] if records else ''}.",
+        f"commit {head.get('commit', '')}, {head.get('machine', '')}, {head.get('date', '')}.",
         "",
         "| method | " + " | ".join(f"{f:g} MAE / R^2" for f in fractions) + " |",
         "|---|" + "---|" * len(fractions),
@@ -250,8 +251,6 @@ def evaluate_regression(
     Raises:
         ValueError: fewer than 2 training or 1 test values.
     """
-    import time
-
     if len(train_targets) < 2 or len(test_targets) < 1:
         raise ValueError(
             f"regressing '{target_name}' needs at least 2 training and 1 test values, got {len(train_targets)} and "
